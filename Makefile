@@ -1,0 +1,48 @@
+# Ponte: `make run` runs a development gateway, `make test` runs the tests.
+# Both set up what they need first (see README.md).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= etc/ponte.conf
+# Debian packages: to build the environment, and for the tests
+# (openssl: s_client probes of the gateway's TLS settings).
+BUILD_DEBS := python3-venv
+TEST_DEBS := openssl
+BENCH_DEBS := haproxy openssl
+
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test init venv lock bench clean
+
+run: $(BIN)/.ready
+	@test -f var/ponte.sqlite3 || $(BIN)/ponte-admin --config $(CONFIG) init
+	exec $(BIN)/twistd --nodaemon --pidfile= ponte --config $(CONFIG)
+
+test: $(BIN)/.ready
+	@tools/ensure-debs $(TEST_DEBS)
+	$(BIN)/trial --jobs=2 tests
+
+init: $(BIN)/.ready
+	$(BIN)/ponte-admin --config $(CONFIG) init
+
+venv: $(BIN)/.ready
+
+$(BIN)/.ready: requirements.lock setup.cfg
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || tools/ensure-debs $(BUILD_DEBS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Re-pin requirements.lock from requirements.in (needs the package registry).
+lock: $(BIN)/.ready
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras -o requirements.lock requirements.in
+
+bench: $(BIN)/.ready
+	@tools/ensure-debs $(BENCH_DEBS)
+	$(BIN)/python bench/relay/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache

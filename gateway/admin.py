@@ -1,0 +1,224 @@
+"""
+C{ponte-admin}: the sysadmin's command line for the gateway's state
+directory: C{init}, and C{user add|list|disable|enable|passwd}.
+
+It works on the state directory directly (the gateway may be running: the
+database is shared safely through SQLite's locking).
+"""
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+import time
+
+from gateway import config as configuration
+from gateway import passwords, pki, records, schema
+
+DEFAULT_CONFIG = "/etc/ponte/ponte.conf"
+
+
+class AdminError(Exception):
+    """A command cannot be done; the message says why in one line."""
+
+
+def _state_dir(options) -> tuple[str, str]:
+    """The state directory and the organisation name, from the options."""
+    if options.state:
+        return options.state, "Ponte"
+    path = options.config or (DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None)
+    if path is None:
+        raise AdminError("give --state DIR or --config FILE (no /etc/ponte/ponte.conf here)")
+    try:
+        config = configuration.load(path)
+    except configuration.ConfigError as e:
+        raise AdminError(str(e)) from e
+    return config.state_dir, config.organisation
+
+
+def _database(state: str):
+    path = os.path.join(state, "ponte.sqlite3")
+    if not os.path.isdir(state):
+        raise AdminError(f"state directory {state} does not exist: run `ponte-admin init` first")
+    connection = records.open_database(path)
+    schema.migrate(connection)
+    return connection
+
+
+def _read_password(options, prompt_twice: bool) -> str:
+    if options.password_file:
+        try:
+            with open(options.password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise AdminError(f"{options.password_file}: {e.strerror}") from e
+    else:
+        if not sys.stdin.isatty():
+            raise AdminError("no terminal to ask for the password: use --password-file F")
+        password = getpass.getpass("Password: ")
+        if prompt_twice and getpass.getpass("Again: ") != password:
+            raise AdminError("the two passwords differ")
+    try:
+        passwords.check_new_password(password)
+    except ValueError as e:
+        raise AdminError(str(e)) from e
+    return password
+
+
+def cmd_init(options, out) -> None:
+    """Create the state directory, database, keys and the first admin."""
+    state, organisation = _state_dir(options)
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    layout = pki.Layout(os.path.join(state, "tls"))
+    existing = [p for p in layout.all_files() if os.path.exists(p)]
+    if existing and not options.force:
+        out.write(f"keys exist already ({existing[0]} ...): kept; use --force to replace them\n")
+    else:
+        written = pki.initialise(layout, organisation)
+        out.write(f"wrote {len(written)} keys and certificates to {layout.directory}\n")
+    connection = _database(state)
+    try:
+        cursor = connection.cursor()
+        if records.list_operators(cursor):
+            out.write("operators exist already: no first admin made\n")
+            return
+        password = secrets.token_urlsafe(15)
+        records.add_operator(
+            cursor,
+            records.Operator(
+                options.admin_name,
+                options.admin_name,
+                passwords.hash_password(password),
+                True,
+                False,
+                time.time(),
+            ),
+        )
+    finally:
+        connection.close()
+    out.write(
+        f"first admin account: {options.admin_name}\n"
+        f"its password (shown once, store it now): {password}\n"
+    )
+
+
+def cmd_user_add(options, out) -> None:
+    """Add an operator."""
+    state, _ = _state_dir(options)
+    password = _read_password(options, prompt_twice=True)
+    connection = _database(state)
+    try:
+        records.add_operator(
+            connection.cursor(),
+            records.Operator(
+                options.name,
+                options.display_name or options.name,
+                passwords.hash_password(password),
+                options.admin,
+                False,
+                time.time(),
+            ),
+        )
+    except records.DuplicateOperator as e:
+        raise AdminError(str(e)) from e
+    finally:
+        connection.close()
+    out.write(f"added operator {options.name}\n")
+
+
+def cmd_user_list(options, out) -> None:
+    """List operators."""
+    state, _ = _state_dir(options)
+    connection = _database(state)
+    try:
+        operators = records.list_operators(connection.cursor())
+    finally:
+        connection.close()
+    out.write(f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} created\n")
+    for op in operators:
+        created = time.strftime("%Y-%m-%d", time.gmtime(op.created_at))
+        status = "disabled" if op.disabled else "active"
+        admin = "yes" if op.is_admin else "no"
+        out.write(f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {created}\n")
+
+
+def _update(options, out, message, **changes) -> None:
+    state, _ = _state_dir(options)
+    connection = _database(state)
+    try:
+        records.update_operator(connection.cursor(), options.name, **changes)
+    except records.NoSuchOperator as e:
+        raise AdminError(str(e)) from e
+    finally:
+        connection.close()
+    out.write(f"{message} {options.name}\n")
+
+
+def cmd_user_disable(options, out) -> None:
+    """Disable an operator (their next login is refused)."""
+    _update(options, out, "disabled operator", disabled=True)
+
+
+def cmd_user_enable(options, out) -> None:
+    """Enable a disabled operator."""
+    _update(options, out, "enabled operator", disabled=False)
+
+
+def cmd_user_passwd(options, out) -> None:
+    """Set an operator's password."""
+    password = _read_password(options, prompt_twice=True)
+    _update(options, out, "changed the password of", password_hash=passwords.hash_password(password))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's grammar."""
+    top = argparse.ArgumentParser(prog="ponte-admin", description=__doc__.split("\n\n")[0])
+    where = top.add_mutually_exclusive_group()
+    where.add_argument("--config", help=f"gateway configuration (default {DEFAULT_CONFIG})")
+    where.add_argument("--state", help="state directory (instead of reading it from --config)")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="make the state directory, keys and first admin")
+    init.add_argument("--force", action="store_true", help="replace existing keys")
+    init.add_argument("--admin-name", default="admin", help="first admin's username")
+    init.set_defaults(run=cmd_init)
+
+    user = commands.add_parser("user", help="operator accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    add = user.add_parser("add", help="add an operator")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="make an administrator")
+    add.add_argument("--display-name", help="name shown to customers")
+    add.add_argument("--password-file", help="read the password from this file's first line")
+    add.set_defaults(run=cmd_user_add)
+    user.add_parser("list", help="list operators").set_defaults(run=cmd_user_list)
+    for name, run, text in (
+        ("disable", cmd_user_disable, "disable an operator"),
+        ("enable", cmd_user_enable, "enable an operator"),
+    ):
+        sub = user.add_parser(name, help=text)
+        sub.add_argument("name")
+        sub.set_defaults(run=run)
+    passwd = user.add_parser("passwd", help="set an operator's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-file", help="read the password from this file's first line")
+    passwd.set_defaults(run=cmd_user_passwd)
+    return top
+
+
+def main(argv=None, out=None) -> int:
+    """Run C{ponte-admin}; returns the exit status."""
+    out = out or sys.stdout
+    options = parser().parse_args(argv)
+    try:
+        options.run(options, out)
+    except AdminError as e:
+        sys.stderr.write(f"ponte-admin: {e}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""
+The gateway's TLS listeners: an endpoint from the configuration, wrapped in
+the TLS options of L{wire.tls}, listening from C{privilegedStartService} so
+that a port below 1024 can be bound before privileges are dropped.
+"""
+
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from wire import logs
+
+
+class ListenError(SystemExit):
+    """
+    A listener could not start.  It is a C{SystemExit} so that C{twistd}
+    exits non-zero with this one line instead of a traceback.
+    """
+
+
+class TLSListener(Service):
+    """Listens on one endpoint description with TLS around C{factory}."""
+
+    log = logs.logger(__name__)
+
+    def __init__(self, reactor, description: str, tls_options, factory, what: str):
+        self._reactor = reactor
+        self.description = description
+        self._tls_options = tls_options
+        self._factory = factory
+        self.what = what
+        self.port = None
+
+    def privilegedStartService(self):
+        super().privilegedStartService()
+        endpoint = endpoints.serverFromString(self._reactor, self.description)
+        wrapped = TLSMemoryBIOFactory(self._tls_options, False, self._factory)
+        failures = []
+        d = endpoint.listen(wrapped)
+        d.addCallbacks(self._listening, failures.append)
+        if failures:
+            error = failures[0].value
+            raise ListenError(f"ponte: cannot listen for {self.what} on {self.description}: {error}")
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        self.log.info(
+            "listening for {what} on {host}:{port}",
+            what=self.what,
+            host=address.host,
+            port=address.port,
+        )
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()

@@ -1,0 +1,84 @@
+"""
+Assembly of the gateway: from a checked configuration to the
+C{MultiService} that C{twistd -n ponte} runs.
+"""
+
+import os
+
+from twisted.application.service import MultiService, Service
+
+from gateway import config as configuration
+from gateway.listener import TLSListener
+from gateway.protocol import ConnectionLimits, GatewayFactory
+from gateway.retention import RetentionService
+from gateway.store import SQLiteStore
+from gateway.switchboard import Switchboard
+from wire import logs, tls
+
+
+class _StoreService(Service):
+    """Closes the store when the gateway stops."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def stopService(self):
+        super().stopService()
+        self.store.close()
+
+
+class GatewayService(MultiService):
+    """The whole gateway; its parts are attributes for tests and tools."""
+
+    def __init__(self, config, reactor):
+        super().__init__()
+        self.config = config
+        self.store = SQLiteStore(config.database)
+        _StoreService(self.store).setServiceParent(self)
+        self.switchboard = Switchboard(config, reactor, self.store)
+        limits = ConnectionLimits(
+            handshake_timeout=config.handshake_timeout,
+            idle_timeout=config.control_idle_timeout,
+            preauth_max_bytes=config.preauth_max_bytes,
+            max_box_bytes=config.max_box_bytes,
+        )
+        options = tls.server_options(
+            configuration.read_file(config, "[tls] certificate", config.certificate),
+            configuration.read_file(config, "[tls] key", config.key),
+        )
+        self.raw = None
+        if config.raw_listen:
+            self.raw = TLSListener(
+                reactor,
+                config.raw_listen,
+                options,
+                GatewayFactory(self.switchboard, reactor, limits, "tls"),
+                "the ponte protocol over TLS",
+            )
+            self.raw.setServiceParent(self)
+        RetentionService(
+            self.store, reactor, config.retention_days, config.purge_interval
+        ).setServiceParent(self)
+
+
+def make_service(config_path: str, reactor=None) -> GatewayService:
+    """
+    Build the gateway from the configuration file at C{config_path}.
+
+    @raise SystemExit: with one line naming what is wrong.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        config = configuration.load(config_path)
+        logs.set_level(config.log_level)
+        if not os.path.isdir(config.state_dir):
+            raise configuration.ConfigError(
+                f"{config_path}: [gateway] state_dir = {config.state_dir}: no such directory "
+                "(run `ponte-admin init` first)"
+            )
+        return GatewayService(config, reactor)
+    except configuration.ConfigError as e:
+        raise SystemExit(f"ponte: {e}") from None
+    except ValueError as e:
+        raise SystemExit(f"ponte: {config_path}: [tls] certificate/key: {e}") from None

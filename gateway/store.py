@@ -1,0 +1,94 @@
+"""
+The gateway's record store: an interface, and its SQLite implementation
+through C{twisted.enterprise.adbapi} (one database thread).
+"""
+
+from twisted.enterprise import adbapi
+from zope.interface import Interface, implementer
+
+from gateway import records, schema
+
+
+class IStore(Interface):
+    """
+    Where the gateway keeps accounts and records.  Every method returns a
+    Deferred.
+    """
+
+    def get_operator(username):
+        """The L{records.Operator} called C{username}, or C{None}."""
+
+    def add_event(at, kind, address, reason="", session_id=None):
+        """Record a connection event."""
+
+    def purge_events(before):
+        """Delete connection events older than C{before}; fires with the count."""
+
+    def add_session(session_id, operator, created_at):
+        """Record a session's creation."""
+
+    def update_session(session_id, **fields):
+        """Update a session's metadata (see L{records.SESSION_FIELDS})."""
+
+    def get_session(session_id):
+        """A session's metadata as a dict, or C{None}."""
+
+    def events(kind=None):
+        """Connection events, oldest first."""
+
+    def close():
+        """Release the store's resources."""
+
+
+@implementer(IStore)
+class SQLiteStore:
+    """L{IStore} on one SQLite file, migrated to the current schema on open."""
+
+    def __init__(self, path: str):
+        connection = records.open_database(path)
+        try:
+            schema.migrate(connection)
+        finally:
+            connection.close()
+        self._pool = adbapi.ConnectionPool(
+            "sqlite3",
+            path,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=10,
+            cp_min=1,
+            cp_max=1,
+            cp_openfun=_configure,
+        )
+
+    def _run(self, function, *args, **kwargs):
+        return self._pool.runInteraction(function, *args, **kwargs)
+
+    def get_operator(self, username):
+        return self._run(records.get_operator, username)
+
+    def add_event(self, at, kind, address, reason="", session_id=None):
+        return self._run(records.add_event, at, kind, address, reason, session_id)
+
+    def purge_events(self, before):
+        return self._run(records.purge_events, before)
+
+    def add_session(self, session_id, operator, created_at):
+        return self._run(records.add_session, session_id, operator, created_at)
+
+    def update_session(self, session_id, **fields):
+        return self._run(records.update_session, session_id, **fields)
+
+    def get_session(self, session_id):
+        return self._run(records.get_session, session_id)
+
+    def events(self, kind=None):
+        return self._run(records.events, kind)
+
+    def close(self):
+        self._pool.close()
+
+
+def _configure(connection):
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")

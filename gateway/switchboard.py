@@ -1,0 +1,406 @@
+"""
+The switchboard: what the gateway does for each command of the gateway
+protocol, independent of how the bytes arrive.
+
+It ties together the router (which code is where), the relays (the byte
+pipes), the record store and the failed-attempt limits, and it sends the
+operators their events.  Protocols (L{gateway.protocol}) are thin and call
+into it with a L{Peer} describing their connection.
+"""
+
+import attrs
+from twisted.internet import threads
+
+from zope.interface import implementer
+
+from gateway import passwords
+from gateway.config import GatewayConfig
+from gateway.ratelimit import FailureLimiter, GlobalBudget
+from gateway.relay import Relay, RelayLimits
+from gateway.router import IRouterListener, Router, RouterLimits, State
+from wire import codes, commands, logs
+from wire.commands import (
+    AccountDisabled,
+    AuthenticationFailed,
+    CodeBusy,
+    HelloRequired,
+    NotLoggedIn,
+    RateLimited,
+    UnknownCode,
+    VersionMismatch,
+)
+
+# Errors that count as a failed attempt at guessing a code.
+_CODE_FAILURES = (
+    commands.UnknownCode,
+    commands.CodeExpired,
+    commands.CodeUsed,
+    commands.CodeCancelled,
+)
+
+
+@attrs.define(eq=False)
+class Peer:
+    """One connection to the gateway, as the switchboard sees it."""
+
+    address: str
+    transport: str = "tls"
+    role: str | None = None
+    operator: object = None  # records.Operator once logged in
+    events: object = None  # callable(command, **arguments) to reach an operator
+
+
+@implementer(IRouterListener)
+class Switchboard:
+    """The gateway's behaviour for each command; see the module docstring."""
+
+    log = logs.logger(__name__)
+
+    def __init__(self, config: GatewayConfig, clock, store):
+        self.config = config
+        self._clock = clock
+        # The clock is the reactor (or a test clock): its seconds() are Unix time.
+        self._wall = clock.seconds
+        self.store = store
+        self.router = Router(
+            clock,
+            RouterLimits(
+                routing_length=config.routing_length,
+                validity=config.code_validity,
+                attach_deadline=config.attach_deadline,
+                max_live_codes=config.max_live_codes,
+                confirmation_failures=config.confirmation_failures,
+            ),
+            self,
+        )
+        self.relay_limits = RelayLimits(
+            pre_attach_buffer=config.pre_attach_buffer,
+            high_water=config.relay_high_water,
+            idle_timeout=config.relay_idle_timeout,
+            tcp_keepalive=config.tcp_keepalive,
+        )
+        self.lookup_limiter = FailureLimiter(
+            clock, config.failed_lookups_per_minute, config.failed_lookup_max_backoff
+        )
+        self.login_limiter = FailureLimiter(
+            clock, config.failed_logins_per_minute, config.failed_lookup_max_backoff
+        )
+        self.global_budget = GlobalBudget(clock, config.global_failed_lookups_per_minute)
+        self._online: dict[str, list[Peer]] = {}
+        self._terms = config.terms_text()
+
+    # -- records -----------------------------------------------------------
+
+    def record(self, kind: str, peer: Peer, reason: str = "", session_id=None) -> None:
+        """Store a connection event; failures to store are logged, not raised."""
+        d = self.store.add_event(self._wall(), kind, peer.address, reason, session_id)
+        d.addErrback(
+            lambda f: self.log.failure("could not record a {kind} event", f, kind=kind)
+        )
+
+    def _update_session(self, session_id: str, **fields) -> None:
+        d = self.store.update_session(session_id, **fields)
+        d.addErrback(lambda f: self.log.failure("could not update a session record", f))
+
+    # -- connections -------------------------------------------------------
+
+    def connected(self, peer: Peer) -> None:
+        """A TLS connection was accepted."""
+        self.record("connect", peer)
+
+    def disconnected(self, peer: Peer, reason: str) -> None:
+        """A connection that was not (or not yet) a relay leg closed."""
+        if peer.operator is not None:
+            self._offline(peer)
+        self.record("disconnect", peer, reason)
+
+    def _offline(self, peer: Peer) -> None:
+        """Stop sending C{peer}'s operator events to it."""
+        online = self._online.get(peer.operator.username, [])
+        if peer in online:
+            online.remove(peer)
+        if not online:
+            self._online.pop(peer.operator.username, None)
+
+    def hello(self, peer: Peer, version: int, role: str) -> dict:
+        """Check the client's protocol version and role."""
+        if peer.role is not None:
+            raise HelloRequired("Hello was already sent on this connection")
+        if version != commands.PROTOCOL_VERSION:
+            self.record("hello-failed", peer, f"version {version}")
+            raise VersionMismatch(
+                f"this client speaks Ponte protocol version {version}, the gateway speaks "
+                f"version {commands.PROTOCOL_VERSION}: update the client"
+            )
+        if role not in commands.ROLES:
+            self.record("hello-failed", peer, f"role {role[:40]!r}")
+            raise HelloRequired(f"unknown role {role[:40]!r}; expected one of {commands.ROLES}")
+        peer.role = role
+        self.record("hello", peer, role)
+        return {"version": commands.PROTOCOL_VERSION, "gateway": self.config.gateway_name}
+
+    def _require(self, peer: Peer, role: str) -> None:
+        if peer.role is None:
+            raise HelloRequired("send Hello first")
+        if peer.role != role:
+            raise HelloRequired(f"this command is not for a connection in the {peer.role} role")
+
+    def _require_operator(self, peer: Peer):
+        self._require(peer, commands.ROLE_OPERATOR)
+        if peer.operator is None:
+            raise NotLoggedIn("log in first")
+        return peer.operator
+
+    # -- operators ---------------------------------------------------------
+
+    async def login(self, peer: Peer, username: str, password: str) -> dict:
+        """Check an operator's password (in a thread) and log them in."""
+        self._require(peer, commands.ROLE_OPERATOR)
+        wait = self.login_limiter.retry_after(peer.address)
+        if wait is not None:
+            self.record("login-failed", peer, "rate limited")
+            raise RateLimited(RateLimited.format(wait))
+        operator = await self.store.get_operator(username)
+        encoded = operator.password_hash if operator else None
+        ok = await threads.deferToThread(passwords.verify_password, encoded, password)
+        if not ok:
+            self.login_limiter.failed(peer.address)
+            self.record("login-failed", peer, "unknown user" if operator is None else "wrong password")
+            raise AuthenticationFailed("wrong username or password")
+        if operator.disabled:
+            self.record("login-failed", peer, "account disabled")
+            raise AccountDisabled("this account is disabled; ask your administrator")
+        if peer.operator is not None:
+            self._offline(peer)
+        peer.operator = operator
+        self._online.setdefault(operator.username, []).append(peer)
+        self.record("login", peer, operator.username)
+        self.log.info("operator {who} logged in from {address}", who=operator.username, address=peer.address)
+        return {"display_name": operator.display_name, "organisation": self.config.organisation}
+
+    def create(self, peer: Peer) -> dict:
+        """Make a new routing part for the logged-in operator."""
+        operator = self._require_operator(peer)
+        session = self.router.create(operator.username, operator.display_name)
+        d = self.store.add_session(session.session_id, operator.username, self._wall())
+        d.addErrback(lambda f: self.log.failure("could not record a session", f))
+        self.log.info("code {tag} created by {who}", tag=session.tag, who=operator.username)
+        return {
+            "routing": session.routing,
+            "expires_at": session.expires_at,
+            "routing_length": self.config.routing_length,
+            "secret_length": self.config.secret_length,
+        }
+
+    def cancel(self, peer: Peer, routing: str) -> dict:
+        """Withdraw one of the operator's unused codes."""
+        operator = self._require_operator(peer)
+        session = self.router.cancel(self._routing(routing), operator.username)
+        self._update_session(session.session_id, ended_at=self._wall(), outcome="cancelled")
+        return {}
+
+    def sessions(self, peer: Peer) -> dict:
+        """The operator's live codes."""
+        operator = self._require_operator(peer)
+        return {
+            "sessions": [
+                {
+                    "routing": s.routing,
+                    "state": s.state.value,
+                    "expires_at": s.expires_at,
+                    **({"ticket": s.ticket} if s.ticket else {}),
+                }
+                for s in self.router.sessions_of(operator.username)
+            ]
+        }
+
+    def confirmation_failed(self, peer: Peer, routing: str) -> dict:
+        """The console's report that the end-to-end confirmation failed."""
+        operator = self._require_operator(peer)
+        routing = self._routing(routing)
+        relay = self._relay_of(routing)
+        session = self.router.confirmation_failed(routing, operator.username)
+        if relay is not None:
+            relay.close("end-to-end confirmation failed")
+        burnt = session.state is State.BURNT
+        self._update_session(session.session_id, confirmation_failures=session.confirmation_failures)
+        self.record("confirmation-failed", peer, "burnt" if burnt else "", session.session_id)
+        self.log.warn(
+            "end-to-end confirmation failed on code {tag} ({n} so far)",
+            tag=session.tag,
+            n=session.confirmation_failures,
+        )
+        return {"failures": session.confirmation_failures, "burnt": burnt}
+
+    def _relay_of(self, routing: str):
+        try:
+            session = self.router._sessions[routing]
+        except KeyError:
+            return None
+        leg = session.agent_leg
+        return leg.relay if leg is not None else None
+
+    # -- agents ------------------------------------------------------------
+
+    def _routing(self, text: str) -> str:
+        try:
+            routing = codes.normalise(text)
+        except codes.InvalidCode as e:
+            raise UnknownCode(f"this is not a session code: {e}") from None
+        if len(routing) != self.config.routing_length:
+            raise UnknownCode("there is no session with this code; check the code and try again")
+        return routing
+
+    def _guarded(self, peer: Peer, kind: str, action):
+        """Run a code look-up under the failed-attempt limits."""
+        self._require(peer, commands.ROLE_AGENT)
+        wait = self.lookup_limiter.retry_after(peer.address)
+        if wait is not None:
+            self.record(f"{kind}-failed", peer, "rate limited")
+            raise RateLimited(RateLimited.format(wait))
+        try:
+            return action()
+        except CodeBusy:
+            self.record(f"{kind}-failed", peer, "a customer is already on this code")
+            self.log.warn("{kind} refused: a customer is already on that code", kind=kind)
+            raise
+        except _CODE_FAILURES as e:
+            blocked = self.lookup_limiter.failed(peer.address)
+            self.record(f"{kind}-failed", peer, type(e).__name__)
+            if blocked:
+                self.log.warn(
+                    "{address} blocked for {seconds} s after repeated wrong codes",
+                    address=peer.address,
+                    seconds=blocked,
+                )
+            if self.global_budget.failed():
+                self.log.critical(
+                    "ALARM: more than {n} wrong codes in a minute from all addresses: "
+                    "someone may be guessing codes",
+                    n=self.global_budget.per_minute,
+                )
+                self.record("alarm", peer, "global failed-lookup budget exceeded")
+            raise
+
+    def lookup(self, peer: Peer, routing: str) -> dict:
+        """Who waits behind this code, and the terms; consumes nothing."""
+
+        def action():
+            session = self.router.lookup(self._routing(routing))
+            self.record("lookup", peer, session_id=session.session_id)
+            return {
+                "operator_name": session.operator_name,
+                "organisation": self.config.organisation,
+                "terms_text": self._terms,
+                "terms_version": self.config.terms_version,
+                "privacy_url": self.config.privacy_url,
+                "attach_deadline": int(self.config.attach_deadline),
+            }
+
+        return self._guarded(peer, "lookup", action)
+
+    def join(self, peer: Peer, routing: str):
+        """
+        Put the agent on the code; returns the relay leg its connection
+        switches to.
+        """
+
+        def action():
+            routing_part = self._routing(routing)
+            session = self.router.lookup(routing_part)
+            relay = Relay(
+                self._clock, self.relay_limits, session.tag, self._relay_ended, self._agent_left
+            )
+            relay.session = session
+            relay.agent_peer = peer
+            session, ticket = self.router.join(routing_part, relay.agent)
+            self.record("join", peer, session_id=session.session_id)
+            self._update_session(
+                session.session_id, joined_at=self._wall(), agent_transport=peer.transport
+            )
+            self.log.info("customer joined code {tag}", tag=session.tag)
+            self._tell(session.owner, commands.CustomerWaiting, routing=session.routing, ticket=ticket)
+            return relay.agent
+
+        return self._guarded(peer, "join", action)
+
+    # -- operator data connection ------------------------------------------
+
+    def attach(self, peer: Peer, ticket: str):
+        """Redeem a ticket; returns the operator's relay leg."""
+        self._require(peer, commands.ROLE_OPERATOR_DATA)
+        try:
+            session = self.router.attach(ticket, None)
+        except commands.BadTicket:
+            self.record("attach-failed", peer, "bad ticket")
+            raise
+        relay = session.agent_leg.relay
+        session.operator_leg = leg = relay.attach()
+        relay.operator_peer = peer
+        self.record("pair", peer, session_id=session.session_id)
+        self._update_session(
+            session.session_id, paired_at=self._wall(), operator_transport=peer.transport
+        )
+        self.log.info("operator attached to code {tag}: relaying", tag=session.tag)
+        return leg
+
+    # -- relay outcomes ----------------------------------------------------
+
+    def _relay_ended(self, relay: Relay, reason: str) -> None:
+        session = relay.session
+        # The router ignores a relay that is no longer its session's (e.g. after a
+        # failed confirmation reopened the code).
+        current = session.agent_leg is relay.agent
+        if current:
+            self.router.ended(session, reason)
+        self._update_session(
+            session.session_id,
+            ended_at=self._wall(),
+            outcome=reason,
+            bytes_to_agent=relay.bytes_to_agent,
+            bytes_to_operator=relay.bytes_to_operator,
+        )
+        self.record("end", relay.agent_peer, reason, session.session_id)
+        self.log.info(
+            "session on code {tag} ended: {reason} ({up} bytes to the operator, "
+            "{down} to the customer)",
+            tag=session.tag,
+            reason=reason,
+            up=relay.bytes_to_operator,
+            down=relay.bytes_to_agent,
+        )
+        self._tell(
+            session.owner,
+            commands.SessionEnded,
+            routing=session.routing,
+            reason=reason,
+            bytes_to_agent=relay.bytes_to_agent,
+            bytes_to_operator=relay.bytes_to_operator,
+        )
+
+    def _agent_left(self, relay: Relay, reason: str) -> None:
+        session = relay.session
+        if self.router.agent_left(session, reason):
+            self._update_session(session.session_id, ended_at=self._wall(), outcome=reason)
+            self.record("end", relay.agent_peer, reason, session.session_id)
+            self._tell(session.owner, commands.CustomerLeft, routing=session.routing, reason=reason)
+
+    # -- IRouterListener ---------------------------------------------------
+
+    def code_expired(self, session) -> None:
+        self._update_session(session.session_id, ended_at=self._wall(), outcome="expired")
+        self._tell(session.owner, commands.CodeTimedOut, routing=session.routing, reason="expired")
+
+    def attach_deadline_passed(self, session) -> None:
+        reason = "no operator picked up"
+        relay = session.agent_leg.relay
+        relay.close_unpaired(reason)
+        self._update_session(session.session_id, ended_at=self._wall(), outcome=reason)
+        self.record("end", relay.agent_peer, reason, session.session_id)
+        self._tell(session.owner, commands.CodeTimedOut, routing=session.routing, reason=reason)
+
+    # -- events ------------------------------------------------------------
+
+    def _tell(self, username: str, command, **arguments) -> None:
+        for peer in list(self._online.get(username, ())):
+            peer.events(command, **arguments)

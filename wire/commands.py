@@ -1,0 +1,269 @@
+"""
+AMP commands of the gateway protocol, spoken on every connection to the
+gateway before it becomes a relay leg.  C{docs/protocol.md} describes each
+command, its arguments, errors and limits, and the order they come in.
+"""
+
+import re
+
+from twisted.protocols.amp import (
+    AmpList,
+    Boolean,
+    Command,
+    Float,
+    Integer,
+    ProtocolSwitchCommand,
+    Unicode,
+)
+
+PROTOCOL_VERSION = 1
+
+ROLE_OPERATOR = "operator"
+ROLE_AGENT = "agent"
+ROLE_OPERATOR_DATA = "operator-data"
+ROLES = (ROLE_OPERATOR, ROLE_AGENT, ROLE_OPERATOR_DATA)
+
+
+class GatewayError(Exception):
+    """
+    Base of the errors the gateway answers with; the message is meant for
+    the person in front of the client.
+    """
+
+
+class VersionMismatch(GatewayError):
+    """The client and the gateway speak different protocol versions."""
+
+
+class HelloRequired(GatewayError):
+    """A command came before C{Hello}, or is not allowed for this role."""
+
+
+class AuthenticationFailed(GatewayError):
+    """Wrong username or password (deliberately not saying which)."""
+
+
+class AccountDisabled(GatewayError):
+    """The operator's account exists but has been disabled."""
+
+
+class NotLoggedIn(GatewayError):
+    """The command needs a logged-in operator."""
+
+
+class UnknownCode(GatewayError):
+    """No session has this code."""
+
+
+class CodeExpired(GatewayError):
+    """The code was valid but its time ran out."""
+
+
+class CodeUsed(GatewayError):
+    """The code has already been used for a session."""
+
+
+class CodeCancelled(GatewayError):
+    """The operator cancelled the code."""
+
+
+class CodeBusy(GatewayError):
+    """A customer is already connected with this code."""
+
+
+class RateLimited(GatewayError):
+    """
+    Too many failed attempts from this address; the message says when to
+    try again (see L{retry_after}).
+    """
+
+    @staticmethod
+    def format(seconds: int) -> str:
+        """The message for a wait of C{seconds}, parseable by L{retry_after}."""
+        return f"too many wrong codes from this address; retry after {seconds} s"
+
+    @staticmethod
+    def retry_after(message: str) -> int | None:
+        """The number of seconds to wait, read back from a message."""
+        found = re.search(r"retry after (\d+) s", message)
+        return int(found.group(1)) if found else None
+
+
+class BadTicket(GatewayError):
+    """The attach ticket is unknown, already used or expired."""
+
+
+class NotYourSession(GatewayError):
+    """The code belongs to another operator."""
+
+
+class Busy(GatewayError):
+    """The gateway is at a configured capacity limit."""
+
+
+_CODE_ERRORS = {
+    UnknownCode: b"UNKNOWN_CODE",
+    CodeExpired: b"CODE_EXPIRED",
+    CodeUsed: b"CODE_USED",
+    CodeCancelled: b"CODE_CANCELLED",
+    RateLimited: b"RATE_LIMITED",
+    HelloRequired: b"HELLO_REQUIRED",
+    Busy: b"BUSY",
+}
+_OPERATOR_ERRORS = {NotLoggedIn: b"NOT_LOGGED_IN", HelloRequired: b"HELLO_REQUIRED"}
+
+
+class Hello(Command):
+    """
+    First command on every connection: the client's protocol version and
+    role (C{operator}, C{agent} or C{operator-data}).
+    """
+
+    arguments = [(b"version", Integer()), (b"role", Unicode())]
+    response = [(b"version", Integer()), (b"gateway", Unicode())]
+    errors = {VersionMismatch: b"VERSION_MISMATCH", HelloRequired: b"HELLO_REQUIRED"}
+
+
+class Login(Command):
+    """Operator login on the control connection."""
+
+    arguments = [(b"username", Unicode()), (b"password", Unicode())]
+    response = [(b"display_name", Unicode()), (b"organisation", Unicode())]
+    errors = {
+        AuthenticationFailed: b"AUTHENTICATION_FAILED",
+        AccountDisabled: b"ACCOUNT_DISABLED",
+        RateLimited: b"RATE_LIMITED",
+        HelloRequired: b"HELLO_REQUIRED",
+    }
+
+
+class CreateSession(Command):
+    """
+    Make a routing part for a new session owned by the logged-in operator.
+    The console adds the secret part itself.
+    """
+
+    arguments: list = []
+    response = [
+        (b"routing", Unicode()),
+        (b"expires_at", Float()),
+        (b"routing_length", Integer()),
+        (b"secret_length", Integer()),
+    ]
+    errors = {**_OPERATOR_ERRORS, Busy: b"BUSY"}
+
+
+class CancelSession(Command):
+    """Withdraw a code that no customer has used yet."""
+
+    arguments = [(b"routing", Unicode())]
+    response: list = []
+    errors = {**_OPERATOR_ERRORS, **_CODE_ERRORS, NotYourSession: b"NOT_YOUR_SESSION"}
+
+
+class ListSessions(Command):
+    """The logged-in operator's live codes and their states."""
+
+    arguments: list = []
+    response = [
+        (
+            b"sessions",
+            AmpList(
+                [
+                    (b"routing", Unicode()),
+                    (b"state", Unicode()),
+                    (b"expires_at", Float()),
+                    (b"ticket", Unicode(optional=True)),
+                ]
+            ),
+        )
+    ]
+    errors = _OPERATOR_ERRORS
+
+
+class Lookup(Command):
+    """
+    Agent: who waits behind this routing part, and on which terms.
+    Consumes nothing.
+    """
+
+    arguments = [(b"routing", Unicode())]
+    response = [
+        (b"operator_name", Unicode()),
+        (b"organisation", Unicode()),
+        (b"terms_text", Unicode()),
+        (b"terms_version", Unicode()),
+        (b"privacy_url", Unicode()),
+        (b"attach_deadline", Integer()),
+    ]
+    errors = {**_CODE_ERRORS, CodeBusy: b"CODE_BUSY"}
+
+
+class Join(ProtocolSwitchCommand):
+    """
+    Agent: take this code and turn the connection into a relay leg.  The
+    first bytes the gateway then sends are one notice (see L{wire.notice}).
+    """
+
+    arguments = [(b"routing", Unicode())]
+    # A protocol switch answers with no values (AMP's rule).
+    response: list = []
+    errors = {**_CODE_ERRORS, CodeBusy: b"CODE_BUSY"}
+
+
+class Attach(ProtocolSwitchCommand):
+    """
+    Operator data connection: redeem a one-time ticket and become the
+    operator's relay leg, spliced to the waiting agent.
+    """
+
+    arguments = [(b"ticket", Unicode())]
+    response: list = []
+    errors = {BadTicket: b"BAD_TICKET", HelloRequired: b"HELLO_REQUIRED"}
+
+
+class ReportConfirmationFailure(Command):
+    """
+    Console: the end-to-end confirmation with the customer failed.  The
+    code may be tried again; after three failures it is burnt.
+    """
+
+    arguments = [(b"routing", Unicode())]
+    response = [(b"failures", Integer()), (b"burnt", Boolean())]
+    errors = {**_OPERATOR_ERRORS, **_CODE_ERRORS, NotYourSession: b"NOT_YOUR_SESSION"}
+
+
+# Events from the gateway to the operator's control connection.
+
+
+class CustomerWaiting(Command):
+    """A customer joined one of the operator's codes; here is the ticket."""
+
+    arguments = [(b"routing", Unicode()), (b"ticket", Unicode())]
+    requiresAnswer = False
+
+
+class CustomerLeft(Command):
+    """The customer disconnected before the operator attached."""
+
+    arguments = [(b"routing", Unicode()), (b"reason", Unicode())]
+    requiresAnswer = False
+
+
+class CodeTimedOut(Command):
+    """A code expired unused, or its customer waited past the attach deadline."""
+
+    arguments = [(b"routing", Unicode()), (b"reason", Unicode())]
+    requiresAnswer = False
+
+
+class SessionEnded(Command):
+    """A paired session's relay closed; why, and how many bytes it carried."""
+
+    arguments = [
+        (b"routing", Unicode()),
+        (b"reason", Unicode()),
+        (b"bytes_to_agent", Integer()),
+        (b"bytes_to_operator", Integer()),
+    ]
+    requiresAnswer = False

@@ -1,0 +1,87 @@
+"""
+Every TLS setting of Ponte, in one place: the gateway's server options and
+the clients' options for reaching a gateway.
+
+TLS 1.2 is the minimum; its suites are limited to ECDHE key exchange with
+AES-256-GCM or ChaCha20-Poly1305.  TLS 1.3 suites and key-exchange groups
+are what the bundled OpenSSL offers (a hybrid post-quantum group first when
+both ends have it).  Compression and renegotiation are off.  Clients always
+verify the gateway against the CA certificate they were given.
+"""
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+
+
+class _StrictOptions(ssl.CertificateOptions):
+    """
+    L{CertificateOptions} with the options Twisted leaves to the caller:
+    no renegotiation, and buffers released while a connection is idle (which
+    keeps an idle relay leg small).
+    """
+
+    def getContext(self) -> SSL.Context:
+        context = super().getContext()
+        if not getattr(self, "_ponteHardened", False):
+            context.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
+            context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+            self._ponteHardened = True
+        return context
+
+
+def _common() -> dict:
+    return dict(
+        raiseMinimumTo=MINIMUM_VERSION,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),
+    )
+
+
+def server_options(certificate_pem: bytes, key_pem: bytes) -> ssl.CertificateOptions:
+    """
+    Options for a gateway listener from a PEM certificate (with any
+    intermediate certificates after it) and its PEM private key.
+
+    @raise ValueError: if the PEM data cannot be read or do not match.
+    """
+    chain = x509.load_pem_x509_certificates(certificate_pem)
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        options = _StrictOptions(
+            privateKey=crypto.PKey.from_cryptography_key(key),
+            certificate=crypto.X509.from_cryptography(chain[0]),
+            extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+            **_common(),
+        )
+        options.getContext()
+    except (SSL.Error, TypeError) as e:
+        raise ValueError(f"certificate and key do not load or do not match: {e}") from e
+    return options
+
+
+def client_options(hostname: str, ca_pem: bytes) -> IOpenSSLClientConnectionCreator:
+    """
+    Options for connecting to a gateway called C{hostname} (a DNS name or an
+    IP address in its certificate), trusting only the CA in C{ca_pem}.
+    """
+    trust = ssl.trustRootFromCertificates(
+        [
+            ssl.Certificate(crypto.X509.from_cryptography(c))
+            for c in x509.load_pem_x509_certificates(ca_pem)
+        ]
+    )
+    options = _StrictOptions(trustRoot=trust, **_common())
+    return ssl.ClientTLSOptions(hostname, options.getContext())
+
