@@ -35,6 +35,7 @@ class TLSListener(Service):
         super().privilegedStartService()
         endpoint = endpoints.serverFromString(self._reactor, self.description)
         wrapped = TLSMemoryBIOFactory(self._tls_options, False, self._factory)
+        wrapped.noisy = self._factory.noisy = False
         failures = []
         d = endpoint.listen(wrapped)
         d.addCallbacks(self._listening, failures.append)

@@ -349,6 +349,11 @@ class Router:
             session._timer.cancel()
         session._timer = None
 
+    def stop(self) -> None:
+        """Cancel every timer (when the gateway stops)."""
+        for session in self._sessions.values():
+            self._cancel_timer(session)
+
     @property
     def live_count(self) -> int:
         """How many codes are live (created, waiting or paired)."""

@@ -27,6 +27,17 @@ class _StoreService(Service):
         self.store.close()
 
 
+class _SwitchboardService(Service):
+    """Stops the switchboard's timers when the gateway stops."""
+
+    def __init__(self, switchboard):
+        self.switchboard = switchboard
+
+    def stopService(self):
+        super().stopService()
+        self.switchboard.router.stop()
+
+
 class GatewayService(MultiService):
     """The whole gateway; its parts are attributes for tests and tools."""
 
@@ -36,6 +47,7 @@ class GatewayService(MultiService):
         self.store = SQLiteStore(config.database)
         _StoreService(self.store).setServiceParent(self)
         self.switchboard = Switchboard(config, reactor, self.store)
+        _SwitchboardService(self.switchboard).setServiceParent(self)
         limits = ConnectionLimits(
             handshake_timeout=config.handshake_timeout,
             idle_timeout=config.control_idle_timeout,

@@ -26,19 +26,20 @@ TLS12_CIPHERS = ":".join(
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
 
 
-class _StrictOptions(ssl.CertificateOptions):
+class _ServerOptions(ssl.CertificateOptions):
     """
-    L{CertificateOptions} with the options Twisted leaves to the caller:
-    no renegotiation, and buffers released while a connection is idle (which
-    keeps an idle relay leg small).
+    L{CertificateOptions} (which already disables compression and releases
+    idle buffers) that also refuses renegotiation.
     """
+
+    _hardened = False
 
     def getContext(self) -> SSL.Context:
         context = super().getContext()
-        if not getattr(self, "_ponteHardened", False):
-            context.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
-            context.set_mode(SSL.MODE_RELEASE_BUFFERS)
-            self._ponteHardened = True
+        if not self._hardened:
+            # A context cannot change once it has made a connection.
+            context.set_options(SSL.OP_NO_RENEGOTIATION)
+            self._hardened = True
         return context
 
 
@@ -59,7 +60,7 @@ def server_options(certificate_pem: bytes, key_pem: bytes) -> ssl.CertificateOpt
     chain = x509.load_pem_x509_certificates(certificate_pem)
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
-        options = _StrictOptions(
+        options = _ServerOptions(
             privateKey=crypto.PKey.from_cryptography_key(key),
             certificate=crypto.X509.from_cryptography(chain[0]),
             extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
@@ -82,6 +83,5 @@ def client_options(hostname: str, ca_pem: bytes) -> IOpenSSLClientConnectionCrea
             for c in x509.load_pem_x509_certificates(ca_pem)
         ]
     )
-    options = _StrictOptions(trustRoot=trust, **_common())
-    return ssl.ClientTLSOptions(hostname, options.getContext())
+    return ssl.optionsForClientTLS(hostname, trustRoot=trust, extraCertificateOptions=_common())
 

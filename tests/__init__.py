@@ -1,0 +1,1 @@
+"""Ponte's tests: run with `make test` (trial)."""
