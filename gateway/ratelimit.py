@@ -53,7 +53,7 @@ class FailureLimiter:
         """
         now = self._clock.seconds()
         record = self._records.get(address)
-        if record is None or now - record.last_failure >= self.max_backoff:
+        if record is None or self._quiet(record, now):
             record = self._records[address] = _Record(collections.deque())
         record.last_failure = now
         while record.failures and record.failures[0] <= now - WINDOW:
@@ -67,6 +67,10 @@ class FailureLimiter:
         record.blocked_until = now + backoff
         return int(backoff)
 
+    def _quiet(self, record: _Record, now: float) -> bool:
+        """Whether C{record}'s address has been quiet long enough to start afresh."""
+        return now - max(record.last_failure, record.blocked_until) >= self.max_backoff
+
     def _sweep(self, now: float) -> None:
         if now < self._next_sweep:
             return
@@ -74,7 +78,7 @@ class FailureLimiter:
         stale = [
             a
             for a, r in self._records.items()
-            if r.blocked_until <= now and now - r.last_failure >= self.max_backoff
+            if self._quiet(r, now)
         ]
         for address in stale:
             del self._records[address]
