@@ -23,7 +23,8 @@ class FailureLimiter:
     """
     Allows C{per_minute} failures per address in any 60 s; the next failure
     blocks the address for 60 s, doubling with each further block up to
-    C{max_backoff}.  An address that stays quiet for C{max_backoff} starts
+    C{max_backoff}.  An address that stays quiet for C{max_backoff} after its
+    last failure or block starts
     afresh.
     """
 

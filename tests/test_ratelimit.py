@@ -53,8 +53,11 @@ class FailureLimiterTests(unittest.TestCase):
             self.clock.advance(61)
 
     def test_quiet_address_starts_afresh(self):
+        """Quiet for max_backoff after its block ended, an address starts afresh."""
         self.fail(6)
-        self.clock.advance(3600)
+        self.clock.advance(60 + 3599)
+        self.fail(6)
+        self.clock.advance(120 + 3600)
         self.assertEqual(self.fail(6)[-1], 60)
 
     def test_stale_records_are_swept(self):
