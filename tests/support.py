@@ -148,7 +148,7 @@ def close(connection: client.GatewayClient):
     """Close a client connection; fires when it is closed."""
     if connection.transport is not None and not connection.lost.called:
         connection.transport.loseConnection()
-    return connection.lost.addErrback(lambda f: None)
+    return connection.lost
 
 
 def wait_for(predicate, timeout=10.0, interval=0.01):

@@ -14,7 +14,8 @@ from wire import commands, notice, tls
 class GatewayClient(amp.AMP):
     """
     An AMP connection to a gateway.  Operator events arrive at
-    C{on_event(command, arguments)}.
+    C{on_event(command, arguments)}; C{lost} fires with the reason (an
+    exception) when the connection closes.
     """
 
     def __init__(self, on_event=None):
@@ -25,7 +26,7 @@ class GatewayClient(amp.AMP):
     def connectionLost(self, reason):
         super().connectionLost(reason)
         if not self.lost.called:
-            self.lost.callback(reason)
+            self.lost.callback(reason.value)
 
     def _event(self, command, **arguments):
         self.on_event(command, arguments)
@@ -56,10 +57,28 @@ class GatewayClient(amp.AMP):
         Send C{Join} or C{Attach}; on success the connection now carries
         relayed bytes to and from C{leg}.
         """
-        factory = Factory.forProtocol(lambda: leg)
-        factory.clientConnectionFailed = lambda connector, reason: None
-        factory.clientConnectionLost = lambda connector, reason: None
-        return self.callRemote(command, factory, **arguments)
+        return self.callRemote(command, leg_factory(leg), **arguments)
+
+
+class _LegFactory(Factory):
+    """What AMP's protocol switch needs to build a leg: one given protocol."""
+
+    def __init__(self, leg: Protocol):
+        self.leg = leg
+
+    def buildProtocol(self, addr):
+        return self.leg
+
+    def clientConnectionFailed(self, connector, reason):
+        pass
+
+    def clientConnectionLost(self, connector, reason):
+        pass
+
+
+def leg_factory(leg: Protocol) -> Factory:
+    """The factory a C{Join} or C{Attach} switch uses to become C{leg}."""
+    return _LegFactory(leg)
 
 
 class AgentLeg(Protocol):

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of Ponte (see each sub-package's README.md)."""
