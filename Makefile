@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: run test init venv lock bench clean
 
 run: $(BIN)/.ready
-	@test -f var/ponte.sqlite3 || $(BIN)/ponte-admin --config $(CONFIG) init
+	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
 	exec $(BIN)/twistd --nodaemon --pidfile= ponte --config $(CONFIG)
 
 test: $(BIN)/.ready

@@ -73,10 +73,12 @@ def cmd_init(options, out) -> None:
     layout = pki.Layout(os.path.join(state, "tls"))
     existing = [p for p in layout.all_files() if os.path.exists(p)]
     if existing and not options.force:
-        out.write(f"keys exist already ({existing[0]} ...): kept; use --force to replace them\n")
-    else:
-        written = pki.initialise(layout, organisation)
-        out.write(f"wrote {len(written)} keys and certificates to {layout.directory}\n")
+        raise AdminError(
+            f"keys exist already in {layout.directory} (e.g. {existing[0]}): "
+            "not replaced; use --force to replace them"
+        )
+    written = pki.initialise(layout, organisation)
+    out.write(f"wrote {len(written)} keys and certificates to {layout.directory}\n")
     connection = _database(state)
     try:
         cursor = connection.cursor()

@@ -4,6 +4,7 @@ metadata and connection events.  The same functions serve the running
 gateway (through L{gateway.store}) and C{ponte-admin} (directly).
 """
 
+import os
 import sqlite3
 
 import attrs
@@ -154,8 +155,15 @@ def open_database(path: str) -> sqlite3.Connection:
     mode with write-ahead logging, as both the gateway and C{ponte-admin}
     use it.
     """
+    if not os.path.exists(path):
+        # Operators' password hashes live here: readable by the gateway only.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    configure(connection)
+    return connection
+
+
+def configure(connection) -> None:
+    """The settings every connection to the database uses."""
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
-    connection.execute("PRAGMA foreign_keys = ON")
-    return connection

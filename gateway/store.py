@@ -58,7 +58,7 @@ class SQLiteStore:
             timeout=10,
             cp_min=1,
             cp_max=1,
-            cp_openfun=_configure,
+            cp_openfun=records.configure,
         )
 
     def _run(self, function, *args, **kwargs):
@@ -88,7 +88,3 @@ class SQLiteStore:
     def close(self):
         self._pool.close()
 
-
-def _configure(connection):
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")
