@@ -27,6 +27,7 @@ class RelayLimits:
     high_water: int = 262144
     idle_timeout: float = 900.0
     tcp_keepalive: bool = True
+    close_grace: float = 30.0
 
 
 class RelayLeg(Protocol):
@@ -37,6 +38,7 @@ class RelayLeg(Protocol):
         self.side = side
         self.other: "RelayLeg | None" = None
         self.lost = False
+        self.grace = None  # the call that aborts this leg if a close hangs
 
     def connectionMade(self):
         self.relay._leg_connected(self)
@@ -51,6 +53,8 @@ class RelayLeg(Protocol):
 
     def connectionLost(self, reason):
         self.lost = True
+        if self.grace is not None and self.grace.active():
+            self.grace.cancel()
         self.relay._leg_lost(self, reason)
 
 
@@ -105,12 +109,15 @@ class Relay:
             self.agent.transport.write(notice.encode(notice.Notice(notice.CLOSED, reason)))
             self.agent.transport.loseConnection()
 
-    def close(self, reason: str) -> None:
-        """End the relay: both legs are closed once their buffers drain."""
+    def close(self, reason: str, abort: bool = False) -> None:
+        """
+        End the relay: both legs are closed once their buffers drain (or
+        at once with C{abort}).
+        """
         if self.ended:
             return
         self._finish(reason)
-        self._close_legs()
+        self._close_legs(abort)
 
     # -- called by the legs ------------------------------------------------
 
@@ -194,7 +201,8 @@ class Relay:
                 self.close_unpaired("idle timeout")
                 self._on_agent_left(self, self.end_reason)
             else:
-                self.close("idle timeout")
+                # A peer that stopped reading would keep a graceful close waiting.
+                self.close("idle timeout", abort=True)
         else:
             self._idle_call = self._clock.callLater(
                 self.limits.idle_timeout - quiet, self._check_idle
@@ -210,13 +218,23 @@ class Relay:
         if notify:
             self._on_end(self, reason)
 
-    def _close_legs(self) -> None:
+    def _close_legs(self, abort: bool = False) -> None:
         for leg in (self.agent, self.operator):
             if leg is not None and not leg.lost and leg.transport is not None:
                 self._unregister(leg)
-                leg.transport.loseConnection()
+                if abort:
+                    leg.transport.abortConnection()
+                else:
+                    leg.transport.loseConnection()
+                    # If its peer does not read what is left, do not wait for ever.
+                    leg.grace = self._clock.callLater(self.limits.close_grace, self._abort, leg)
+
+    @staticmethod
+    def _abort(leg: RelayLeg) -> None:
+        if not leg.lost and leg.transport is not None:
+            leg.transport.abortConnection()
 
     @staticmethod
     def _unregister(leg: RelayLeg) -> None:
-        if leg.transport is not None and getattr(leg.transport, "producer", None) is not None:
+        if leg.transport is not None:
             leg.transport.unregisterProducer()

@@ -145,9 +145,9 @@ class RunningGateway:
 
 
 def close(connection: client.GatewayClient):
-    """Close a client connection; fires when it is closed."""
+    """Close a client connection at once; fires when it is closed."""
     if connection.transport is not None and not connection.lost.called:
-        connection.transport.loseConnection()
+        connection.transport.abortConnection()
     return connection.lost
 
 

@@ -9,6 +9,7 @@ types on the wire are exactly the gateway's.
 """
 
 import collections
+import contextlib
 import struct
 
 from twisted.protocols.amp import AmpBox
@@ -141,6 +142,17 @@ class AmpChannel:
 # -- the three kinds of connection ---------------------------------------------
 
 
+@contextlib.contextmanager
+def _opening(port: int, context):
+    """A new channel to the gateway, closed again if setting it up fails."""
+    channel = AmpChannel(endpoints.connect(port, context))
+    try:
+        yield channel
+    except BaseException:
+        channel.sock.close()
+        raise
+
+
 def hello(channel: AmpChannel, role: str) -> None:
     """Send C{Hello} for C{role}."""
     channel.call(commands.Hello, version=commands.PROTOCOL_VERSION, role=role)
@@ -148,9 +160,9 @@ def hello(channel: AmpChannel, role: str) -> None:
 
 def operator_control(port: int, context, username: str, password: str) -> AmpChannel:
     """A logged-in operator control connection."""
-    channel = AmpChannel(endpoints.connect(port, context))
-    hello(channel, commands.ROLE_OPERATOR)
-    channel.call(commands.Login, username=username, password=password)
+    with _opening(port, context) as channel:
+        hello(channel, commands.ROLE_OPERATOR)
+        channel.call(commands.Login, username=username, password=password)
     return channel
 
 
@@ -165,15 +177,15 @@ def join(port: int, context, routing: str) -> AmpChannel:
     An agent connection: C{Hello}, C{Lookup} and C{Join} (pipelined).  The
     connection is a relay leg afterwards; read its notice with L{paired}.
     """
-    channel = AmpChannel(endpoints.connect(port, context))
     arguments = {"routing": routing}
-    tags = channel.send(
-        (commands.Hello, {"version": commands.PROTOCOL_VERSION, "role": commands.ROLE_AGENT}),
-        (commands.Lookup, arguments),
-        (commands.Join, arguments),
-    )
-    for command, tag in zip((commands.Hello, commands.Lookup, commands.Join), tags):
-        channel.answer(command, tag)
+    with _opening(port, context) as channel:
+        tags = channel.send(
+            (commands.Hello, {"version": commands.PROTOCOL_VERSION, "role": commands.ROLE_AGENT}),
+            (commands.Lookup, arguments),
+            (commands.Join, arguments),
+        )
+        for command, tag in zip((commands.Hello, commands.Lookup, commands.Join), tags):
+            channel.answer(command, tag)
     return channel
 
 
@@ -205,13 +217,13 @@ def attach(port: int, context, ticket: str):
     An operator data connection: C{Hello} and C{Attach} (pipelined);
     returns the socket, now the operator's relay leg.
     """
-    channel = AmpChannel(endpoints.connect(port, context))
-    tags = channel.send(
-        (commands.Hello, {"version": commands.PROTOCOL_VERSION, "role": commands.ROLE_OPERATOR_DATA}),
-        (commands.Attach, {"ticket": ticket}),
-    )
-    channel.answer(commands.Hello, tags[0])
-    channel.answer(commands.Attach, tags[1])
-    if channel.leftover():
-        raise ConnectionError("relayed bytes arrived before the benchmark sent any")
+    with _opening(port, context) as channel:
+        tags = channel.send(
+            (commands.Hello, {"version": commands.PROTOCOL_VERSION, "role": commands.ROLE_OPERATOR_DATA}),
+            (commands.Attach, {"ticket": ticket}),
+        )
+        channel.answer(commands.Hello, tags[0])
+        channel.answer(commands.Attach, tags[1])
+        if channel.leftover():
+            raise ConnectionError("relayed bytes arrived before the benchmark sent any")
     return channel.sock

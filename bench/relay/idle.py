@@ -4,6 +4,7 @@ before and after pairing them, each pair having carried one small message
 each way (as a session that finished its handshakes and went quiet).
 """
 
+import concurrent.futures
 import contextlib
 import time
 
@@ -14,6 +15,9 @@ from bench.relay.errors import BenchError
 from wire import commands
 
 SETTLE_SECONDS = 1.0
+# Sessions set up at once through the gateway: each set-up mostly waits on
+# round trips, so overlapping them keeps the phase short.
+GATEWAY_CONCURRENCY = 32
 
 
 @attrs.frozen
@@ -50,21 +54,26 @@ def gateway(port: int, context, control: ampsync.AmpChannel, pid: int, count: in
 
     def pair(stack: contextlib.ExitStack) -> None:
         routings = ampsync.create_codes(control, count)
-        agents = []
-        for routing in routings:
+
+        def join(routing: str) -> ampsync.AmpChannel:
             channel = ampsync.join(port, context, routing)
             stack.callback(channel.sock.close)
-            agents.append(channel)
-        tickets = {}
-        while len(tickets) < count:
-            waiting = control.event(commands.CustomerWaiting)
-            tickets[waiting["routing"]] = waiting["ticket"]
-        for routing, agent in zip(routings, agents):
+            return channel
+
+        def attach(routing: str, agent: ampsync.AmpChannel) -> None:
             if routing not in tickets:
                 raise BenchError(f"no CustomerWaiting event for session {routing}")
             operator = ampsync.attach(port, context, tickets[routing])
             stack.callback(operator.close)
             traffic.probe(operator, ampsync.paired(agent))
+
+        with concurrent.futures.ThreadPoolExecutor(GATEWAY_CONCURRENCY) as pool:
+            agents = list(pool.map(join, routings))
+            tickets = {}
+            for _ in range(count):
+                waiting = control.event(commands.CustomerWaiting)
+                tickets[waiting["routing"]] = waiting["ticket"]
+            list(pool.map(attach, routings, agents))
 
     return _measure(pid, count, pair)
 

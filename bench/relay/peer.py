@@ -64,11 +64,11 @@ class _Peer:
 
     # -- traffic -------------------------------------------------------------
 
-    def send(self, total: int) -> float:
+    def send(self, total: int) -> tuple[float, float]:
         """Bulk transfer out (see L{traffic.send})."""
         return traffic.send(self.sock, total)
 
-    def receive(self, total: int) -> float:
+    def receive(self, total: int) -> tuple[float, float]:
         """Bulk transfer in (see L{traffic.receive})."""
         return traffic.receive(self.sock, total)
 

@@ -6,7 +6,7 @@ ratios to haproxy and to direct, and the issue's target with PASS or MISS.
 import attrs
 
 from bench.relay.idle import IdleMemory
-from bench.relay.measure import Samples
+from bench.relay.measure import Samples, median
 
 GATEWAY, HAPROXY, DIRECT = "gateway", "haproxy", "direct"
 
@@ -31,7 +31,7 @@ class Row:
     """One metric: values per path, and which value the target judges."""
 
     label: str
-    unit_format: str
+    number_format: str
     values: dict
     target: Target | None = None
     judged: str = ""  # "haproxy" (ratio gw/haproxy), "value" (gateway's value) or ""
@@ -60,18 +60,24 @@ def rows(samples: dict[str, Samples], idle: dict[str, IdleMemory]) -> list[Row]:
         return {name: function(s) for name, s in samples.items()}
 
     p50 = each(lambda s: s.trip(0.5))
+    relays = {n: s for n, s in samples.items() if n != DIRECT}
     return [
-        Row("throughput one way (MB/s)", "{:.1f}", each(lambda s: s.throughput("one_way")),
+        Row("connection setup, median (ms)", "{:.1f}", each(lambda s: median(s.setups))),
+        Row("throughput one way (MB/s)", "{:.1f}", each(lambda s: s.one_way.median()),
             Target(">= 0.8 x haproxy", "min", 0.8), "haproxy"),
-        Row("throughput both ways (MB/s)", "{:.1f}", each(lambda s: s.throughput("two_way"))),
-        Row("relay CPU (s per GB one way)", "{:.2f}", {n: s.cpu_per_gb() for n, s in samples.items() if n != DIRECT},
+        Row("throughput both ways (MB/s)", "{:.1f}", each(lambda s: s.two_way.median())),
+        Row("relay CPU one way (s per GB)", "{:.2f}",
+            {n: s.one_way.cpu_per_gb() for n, s in relays.items()},
             Target("<= 1.3 x haproxy", "max", 1.3), "haproxy"),
+        Row("relay CPU both ways (s per GB)", "{:.2f}",
+            {n: s.two_way.cpu_per_gb() for n, s in relays.items()}),
         Row("64 B round trip p50 (µs)", "{:.0f}", p50),
         Row("64 B round trip p99 (µs)", "{:.0f}", each(lambda s: s.trip(0.99))),
         Row("added round trip over direct p50 (µs)", "{:.0f}",
-            {n: _difference(p50[n], p50.get(DIRECT)) for n in samples if n != DIRECT},
+            {n: _difference(p50[n], p50.get(DIRECT)) for n in relays},
             Target("<= 200 µs", "max", 200.0), "value"),
-        Row("memory per idle paired session (KiB)", "{:.1f}", {n: m.per_session_kib for n, m in idle.items()},
+        Row("memory per idle paired session (KiB)", "{:.1f}",
+            {n: m.per_session_kib for n, m in idle.items()},
             Target("<= 64 KiB", "max", 64.0), "value"),
     ]
 
@@ -80,31 +86,36 @@ def _cell(fmt: str, value) -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _result(row: Row) -> str:
+    if row.target is None:
+        return ""
+    return {True: "PASS", False: "MISS", None: "NOT MEASURED"}[row.verdict()[1]]
+
+
 def table(all_rows: list[Row]) -> str:
     """The summary table as text."""
-    header = (f"{'metric':<38}{GATEWAY:>10}{HAPROXY:>10}{DIRECT:>10}"
-              f"{'gw/hapx':>9}{'gw/dir':>9}  {'target':<18}result")
+    paths = (GATEWAY, HAPROXY, DIRECT)
+    header = (
+        f"{'metric':<38}" + "".join(f"{p:>10}" for p in paths)
+        + f"{'gw/hapx':>9}{'gw/dir':>9}  {'target':<18}result"
+    )
     lines = [header, "-" * len(header)]
     for row in all_rows:
-        judged, met = row.verdict()
-        result = {True: "PASS", False: "MISS", None: "-"}[met] if row.target else ""
         lines.append(
             f"{row.label:<38}"
-            + "".join(f"{_cell(row.unit_format, row.values.get(n)):>10}" for n in (GATEWAY, HAPROXY, DIRECT))
+            + "".join(f"{_cell(row.number_format, row.values.get(p)):>10}" for p in paths)
             + f"{_cell('{:.2f}', row.ratio(HAPROXY)):>9}{_cell('{:.2f}', row.ratio(DIRECT)):>9}"
-            + f"  {row.target.text if row.target else '':<18}{result}"
+            + f"  {row.target.text if row.target else '':<18}{_result(row)}"
         )
     return "\n".join(lines)
 
 
 def verdicts(all_rows: list[Row]) -> str:
-    """One line per target: the judged number and PASS or MISS."""
+    """One line per target: PASS or MISS, and the number judged."""
     lines = []
     for row in all_rows:
-        if row.target is None:
-            continue
-        value, met = row.verdict()
-        shown = _cell("{:.2f} x haproxy" if row.judged == "haproxy" else row.unit_format, value)
-        word = {True: "PASS", False: "MISS", None: "NOT MEASURED"}[met]
-        lines.append(f"  {word:<5} {row.label} {row.target.text}: gateway {shown}")
+        if row.target is not None:
+            value = row.verdict()[0]
+            shown = _cell("{:.2f} x haproxy" if row.judged == HAPROXY else row.number_format, value)
+            lines.append(f"  {_result(row):<5} {row.label} {row.target.text}: gateway {shown}")
     return "\n".join(lines)

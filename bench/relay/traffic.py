@@ -15,27 +15,30 @@ _PAYLOAD = memoryview(bytes(range(256)) * (CHUNK // 256))
 _WOULD_BLOCK = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 
 
-def send(sock: ssl.SSLSocket, total: int) -> float:
-    """Send C{total} bytes; returns the start time (C{perf_counter})."""
+def send(sock: ssl.SSLSocket, total: int) -> tuple[float, float]:
+    """Send C{total} bytes; returns the start and end times (C{perf_counter})."""
     start = time.perf_counter()
     remaining = total
     while remaining:
         size = min(CHUNK, remaining)
         sock.sendall(_PAYLOAD[:size])
         remaining -= size
-    return start
+    return start, time.perf_counter()
 
 
-def receive(sock: ssl.SSLSocket, total: int) -> float:
-    """Receive C{total} bytes; returns the time the last one arrived."""
+def receive(sock: ssl.SSLSocket, total: int) -> tuple[float, float]:
+    """Receive C{total} bytes; returns the times the first and the last arrived."""
     buffer = bytearray(CHUNK)
+    first = None
     remaining = total
     while remaining:
         got = sock.recv_into(buffer, min(CHUNK, remaining))
         if not got:
             raise ConnectionError(f"connection closed with {remaining} of {total} bytes to come")
+        if first is None:
+            first = time.perf_counter()
         remaining -= got
-    return time.perf_counter()
+    return first, time.perf_counter()
 
 
 def duplex(sock: ssl.SSLSocket, total: int) -> tuple[float, float]:
