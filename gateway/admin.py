@@ -175,7 +175,10 @@ def cmd_user_passwd(options, out) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line's grammar."""
-    top = argparse.ArgumentParser(prog="ponte-admin", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(
+        prog="ponte-admin",
+        description="Manage a Ponte gateway's state directory: keys, certificates and operators.",
+    )
     where = top.add_mutually_exclusive_group()
     where.add_argument("--config", help=f"gateway configuration (default {DEFAULT_CONFIG})")
     where.add_argument("--state", help="state directory (instead of reading it from --config)")

@@ -68,7 +68,6 @@ _KEYS = {
     ("listen", "raw"): ("raw_listen", _endpoint, "tcp:4433"),
     ("tls", "certificate"): ("certificate", _text, "var/tls/gateway.crt"),
     ("tls", "key"): ("key", _text, "var/tls/gateway.key"),
-    ("tls", "ca_certificate"): ("ca_certificate", _text, "var/tls/ca.crt"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
     ("codes", "secret_length"): ("secret_length", _positive_int, "3"),
     ("codes", "validity"): ("code_validity", _seconds, "600"),
@@ -111,7 +110,6 @@ class GatewayConfig:
     raw_listen: str
     certificate: str
     key: str
-    ca_certificate: str
     routing_length: int
     secret_length: int
     code_validity: float

@@ -39,6 +39,7 @@ class GatewayProtocol(amp.AMP):
         self._received = 0
         self._box_bytes = 0
         self._trusted = False
+        self._switched = False
         self._deadline = None
         self._close_reason = "connection closed"
 
@@ -71,9 +72,11 @@ class GatewayProtocol(amp.AMP):
 
     def ampBoxReceived(self, box):
         self._box_bytes = 0
-        if self.peer.role is not None:
-            self._set_deadline(self.limits.idle_timeout, "idle")
         super().ampBoxReceived(box)
+        # After Hello (even in this very box), silence is limited by the idle
+        # timeout; a connection that became a relay leg has no such limit here.
+        if self.peer.role is not None and self.innerProtocol is None and not self._switched:
+            self._set_deadline(self.limits.idle_timeout, "idle")
 
     def connectionLost(self, reason):
         self._cancel_deadline()
@@ -104,7 +107,7 @@ class GatewayProtocol(amp.AMP):
             self.callRemote(command, **arguments)
 
     def _switching(self) -> None:
-        self._trusted = True
+        self._trusted = self._switched = True
         self._cancel_deadline()
 
     # -- commands ----------------------------------------------------------

@@ -174,8 +174,7 @@ class Router:
         @raise CodeBusy: if a customer has already joined it.
         """
         session = self._owned(routing, owner)
-        if session.state is not State.CREATED:
-            raise CodeBusy("a customer is already connected with this code")
+        self._refuse_unless_created(session)
         self._finish(session, State.CANCELLED, "cancelled by the operator")
         return session
 
@@ -204,7 +203,8 @@ class Router:
             self._live += 1
         self._reset(session)
         if now >= session.expires_at:
-            self._finish(session, State.EXPIRED, "expired")
+            self._finish(session, State.EXPIRED, "the code expired unused")
+            self._listener.code_expired(session)
         else:
             session._timer = self._clock.callLater(
                 session.expires_at - now, self._expire, session
@@ -223,12 +223,16 @@ class Router:
         session = self._sessions.get(routing)
         if session is None:
             raise UnknownCode("there is no session with this code; check the code and try again")
+        self._refuse_unless_created(session)
+        return session
+
+    @staticmethod
+    def _refuse_unless_created(session: Session) -> None:
         if session.state in _FINISHED_ERRORS:
             error, message = _FINISHED_ERRORS[session.state]
             raise error(message)
         if session.state is not State.CREATED:
             raise CodeBusy("a customer is already connected with this code")
-        return session
 
     def join(self, routing: str, agent_leg) -> tuple[Session, str]:
         """

@@ -4,6 +4,7 @@ C{MultiService} that C{twistd -n ponte} runs.
 """
 
 import os
+import sqlite3
 
 from twisted.application.service import MultiService, Service
 
@@ -94,3 +95,5 @@ def make_service(config_path: str, reactor=None) -> GatewayService:
         raise SystemExit(f"ponte: {e}") from None
     except ValueError as e:
         raise SystemExit(f"ponte: {config_path}: [tls] certificate/key: {e}") from None
+    except (RuntimeError, OSError, sqlite3.Error) as e:
+        raise SystemExit(f"ponte: database {config.database}: {e}") from None

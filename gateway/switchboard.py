@@ -165,7 +165,7 @@ class Switchboard:
         wait = self.login_limiter.retry_after(peer.address)
         if wait is not None:
             self.record("login-failed", peer, "rate limited")
-            raise RateLimited(RateLimited.format(wait))
+            raise RateLimited(RateLimited.format(wait, "failed logins"))
         operator = await self.store.get_operator(username)
         encoded = operator.password_hash if operator else None
         ok = await self._check_password(encoded, password)

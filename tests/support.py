@@ -45,7 +45,6 @@ def make_config(directory: str, **overrides) -> configuration.GatewayConfig:
         raw_listen="tcp:0:interface=127.0.0.1",
         certificate=os.path.join(tls, "gateway.crt"),
         key=os.path.join(tls, "gateway.key"),
-        ca_certificate=os.path.join(tls, "ca.crt"),
         organisation="Test Org",
     )
     values.update(overrides)

@@ -19,8 +19,9 @@ class CodeTests(unittest.TestCase):
         self.assertEqual(codes.normalise("k7 qm\t4-x-z"), "K7QM4XZ")
 
     def test_normalise_maps_confusable_letters(self):
-        """I and L read as 1, O as 0, U as V."""
-        self.assertEqual(codes.normalise("iLoU"), "110V")
+        """I and L read as 1, O as 0; U is not a code character."""
+        self.assertEqual(codes.normalise("iLo"), "110")
+        self.assertRaises(codes.InvalidCode, codes.normalise, "U")
 
     def test_normalise_rejects_other_characters(self):
         with self.assertRaises(codes.InvalidCode) as raised:

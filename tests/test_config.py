@@ -1,6 +1,7 @@
 """The configuration file: defaults, checks, and the one-line errors."""
 
 import os
+import sqlite3
 
 import attrs
 
@@ -96,6 +97,21 @@ class ConfigTests(unittest.TestCase):
         with self.assertRaises(SystemExit) as raised:
             make_service(path)
         self.assertIn("certificate and key do not load or do not match", str(raised.exception.code))
+
+    def test_newer_database_exits_with_one_line(self):
+        state = self.mktemp()
+        layout = support.make_state(state)
+        connection = sqlite3.connect(f"{state}/ponte.sqlite3", isolation_level=None)
+        connection.execute("PRAGMA user_version = 999")
+        connection.close()
+        path = self.write(
+            f"[gateway]\nstate_dir = {state}\n[tls]\ncertificate = {layout.path('gateway.crt')}\n"
+            f"key = {layout.path('gateway.key')}\n"
+        )
+        with self.assertRaises(SystemExit) as raised:
+            make_service(path)
+        self.assertIn("schema version 999, newer than this program", str(raised.exception.code))
+        self.assertNotIn("\n", str(raised.exception.code))
 
     def test_missing_state_directory(self):
         path = self.write("[gateway]\nstate_dir = /nonexistent/state\n")

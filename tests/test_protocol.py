@@ -186,6 +186,14 @@ class HelloTests(unittest.TestCase):
         self.assertTrue(closed(c))
         self.assertIn("said nothing before the handshake deadline", [e[3] for e in self.h.store.event_rows])
 
+    def test_hello_ends_the_handshake_deadline(self):
+        """After Hello, a quiet client has the idle timeout, not 15 s."""
+        c = self.h.hello(commands.ROLE_AGENT)
+        self.h.clock.advance(899)
+        self.assertFalse(closed(c))
+        self.h.clock.advance(1)
+        self.assertTrue(closed(c))
+
     def test_idle_control_connection_is_closed(self):
         c = self.h.operator()
         self.h.clock.advance(899)
@@ -237,6 +245,7 @@ class LoginTests(unittest.TestCase):
         self.failureResultOf(d, commands.AuthenticationFailed)
         _, d = self.login("alice", support.PASSWORD)
         message = str(self.failureResultOf(d, commands.RateLimited).value)
+        self.assertEqual(message, "too many failed logins from this address; retry after 60 s")
         self.assertEqual(commands.RateLimited.retry_after(message), 60)
 
     def test_password_never_logged(self):
@@ -282,6 +291,19 @@ class CodeTests(unittest.TestCase):
         routing = self.h.ok(operator, commands.CreateSession)["routing"]
         self.h.ok(operator, commands.CancelSession, routing=routing)
         self.failureResultOf(self.lookup(routing), commands.CodeCancelled)
+
+    def test_cancel_says_why_it_cannot(self):
+        """Cancelling a joined or finished code is refused; the connection stays."""
+        operator = self.h.operator()
+        joined = self.h.ok(operator, commands.CreateSession)["routing"]
+        agent = self.h.hello(commands.ROLE_AGENT)
+        self.h.ok(agent, commands.Join, client.leg_factory(client.AgentLeg()), routing=joined)
+        self.h.error(operator, commands.CodeBusy, commands.CancelSession, routing=joined)
+        stale = self.h.ok(operator, commands.CreateSession)["routing"]
+        self.h.clock.advance(600)
+        self.h.error(operator, commands.CodeExpired, commands.CancelSession, routing=stale)
+        self.assertFalse(closed(operator))
+        self.h.ok(operator, commands.ListSessions)
 
     def test_used_code_and_second_agent(self):
         """A second agent on a joined code is refused and logged."""

@@ -189,6 +189,14 @@ class RouterTests(unittest.TestCase):
         self.clock.advance(300)
         self.assertIs(session.state, State.EXPIRED)
 
+    def test_code_expired_during_a_failed_pairing(self):
+        """Reopened after its validity, a code expires at once, and says so."""
+        session = self.paired()
+        self.clock.advance(700)
+        self.router.confirmation_failed(session.routing, "alice")
+        self.assertIs(session.state, State.EXPIRED)
+        self.assertEqual(self.listener.expired, [session.routing])
+
     def test_only_the_owner_reports(self):
         session = self.paired()
         self.assertRaises(NotYourSession, self.router.confirmation_failed, session.routing, "bob")

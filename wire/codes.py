@@ -13,8 +13,8 @@ import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-# What a person may type for a character that is not in the alphabet.
-_ALIASES = {"I": "1", "L": "1", "O": "0", "U": "V"}
+# Letters a person may type for the digits they look like (Crockford's rule).
+_ALIASES = {"I": "1", "L": "1", "O": "0"}
 _IGNORED = " -\t"
 
 

@@ -78,9 +78,9 @@ class RateLimited(GatewayError):
     """
 
     @staticmethod
-    def format(seconds: int) -> str:
+    def format(seconds: int, what: str = "wrong codes") -> str:
         """The message for a wait of C{seconds}, parseable by L{retry_after}."""
-        return f"too many wrong codes from this address; retry after {seconds} s"
+        return f"too many {what} from this address; retry after {seconds} s"
 
     @staticmethod
     def retry_after(message: str) -> int | None:
@@ -158,7 +158,12 @@ class CancelSession(Command):
 
     arguments = [(b"routing", Unicode())]
     response: list = []
-    errors = {**_OPERATOR_ERRORS, **_CODE_ERRORS, NotYourSession: b"NOT_YOUR_SESSION"}
+    errors = {
+        **_OPERATOR_ERRORS,
+        **_CODE_ERRORS,
+        CodeBusy: b"CODE_BUSY",
+        NotYourSession: b"NOT_YOUR_SESSION",
+    }
 
 
 class ListSessions(Command):

@@ -34,7 +34,8 @@ class Notice:
 
 def encode(notice: Notice) -> bytes:
     """Serialise a notice."""
-    reason = notice.reason.encode("utf-8")[:MAX_REASON]
+    # Cut to the limit without splitting a character.
+    reason = notice.reason.encode("utf-8")[:MAX_REASON].decode("utf-8", "ignore").encode("utf-8")
     return _HEADER.pack(notice.kind, len(reason)) + reason
 
 

@@ -97,7 +97,6 @@ raw = tcp:{port}:interface={host}
 [tls]
 certificate = {files.certificate}
 key = {files.key}
-ca_certificate = {files.ca}
 
 [limits]
 # Generous: the benchmark opens many sessions from one address.
