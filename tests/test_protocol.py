@@ -297,10 +297,13 @@ class CodeTests(unittest.TestCase):
         operator = self.h.operator()
         joined = self.h.ok(operator, commands.CreateSession)["routing"]
         agent = self.h.hello(commands.ROLE_AGENT)
-        self.h.ok(agent, commands.Join, client.leg_factory(client.AgentLeg()), routing=joined)
+        leg = client.AgentLeg()
+        self.h.ok(agent, commands.Join, client.leg_factory(leg), routing=joined)
         self.h.error(operator, commands.CodeBusy, commands.CancelSession, routing=joined)
         stale = self.h.ok(operator, commands.CreateSession)["routing"]
         self.h.clock.advance(600)
+        self.h.flush()
+        self.assertEqual(str(self.failureResultOf(leg.paired, client.LegClosed).value), "no operator picked up")
         self.h.error(operator, commands.CodeExpired, commands.CancelSession, routing=stale)
         self.assertFalse(closed(operator))
         self.h.ok(operator, commands.ListSessions)
