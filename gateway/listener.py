@@ -6,7 +6,8 @@ that a port below 1024 can be bound before privileges are dropped.
 
 from twisted.application.service import Service
 from twisted.internet import endpoints
-from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from gateway.fasttls import BulkTLSFactory
 
 from wire import logs
 
@@ -34,7 +35,7 @@ class TLSListener(Service):
     def privilegedStartService(self):
         super().privilegedStartService()
         endpoint = endpoints.serverFromString(self._reactor, self.description)
-        wrapped = TLSMemoryBIOFactory(self._tls_options, False, self._factory)
+        wrapped = BulkTLSFactory(self._tls_options, False, self._factory)
         wrapped.noisy = self._factory.noisy = False
         failures = []
         d = endpoint.listen(wrapped)

@@ -24,12 +24,17 @@ TLS12_CIPHERS = ":".join(
     ]
 )
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+# OpenSSL's SSL_MODE_ENABLE_PARTIAL_WRITE (ssl.h); pyOpenSSL sets it on every
+# context but does not export the constant.
+_SSL_MODE_ENABLE_PARTIAL_WRITE = 0x1
 
 
 class _ServerOptions(ssl.CertificateOptions):
     """
     L{CertificateOptions} (which already disables compression and releases
-    idle buffers) that also refuses renegotiation.
+    idle buffers) that also refuses renegotiation and encrypts a whole
+    write in one call instead of one record per call (no partial writes:
+    the gateway writes to memory, which never blocks).
     """
 
     _hardened = False
@@ -39,6 +44,7 @@ class _ServerOptions(ssl.CertificateOptions):
         if not self._hardened:
             # A context cannot change once it has made a connection.
             context.set_options(SSL.OP_NO_RENEGOTIATION)
+            context.clear_mode(_SSL_MODE_ENABLE_PARTIAL_WRITE)
             self._hardened = True
         return context
 
