@@ -29,8 +29,7 @@ init: $(BIN)/.ready
 venv: $(BIN)/.ready
 
 $(BIN)/.ready: requirements.lock setup.cfg
-	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || tools/ensure-debs $(BUILD_DEBS)
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { tools/ensure-debs $(BUILD_DEBS) && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@

@@ -45,6 +45,11 @@ class GatewayProtocol(amp.AMP):
 
     # -- connection --------------------------------------------------------
 
+    def makeConnection(self, transport):
+        # Skip AMP's own log line with both addresses for every connection:
+        # the gateway records connection events itself.
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
+
     def connectionMade(self):
         super().connectionMade()
         address = self.transport.getPeer()
@@ -81,7 +86,8 @@ class GatewayProtocol(amp.AMP):
     def connectionLost(self, reason):
         self._cancel_deadline()
         switched = self.innerProtocol is not None
-        super().connectionLost(reason)
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
         if not switched and self.peer is not None:
             if self._keyLengthLimitExceeded:
                 self._close_reason = "malformed message"

@@ -350,14 +350,22 @@ class CodeTests(unittest.TestCase):
         self.assertEqual(len(alarms), 1)
         self.assertEqual(h.store.kinds().count("alarm"), 1)
 
-    def test_code_is_never_logged(self):
+    def test_code_and_ticket_are_never_logged(self):
         logged = []
         globalLogPublisher.addObserver(logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
-        routing = self.h.code()
+        events = []
+        operator = self.h.operator(events)
+        routing = self.h.ok(operator, commands.CreateSession)["routing"]
         self.successResultOf(self.lookup(routing))
-        self.assertNotIn(routing, repr(logged))
-        self.assertNotIn(routing, repr(self.h.store.event_rows))
+        agent = self.h.hello(commands.ROLE_AGENT)
+        self.h.ok(agent, commands.Join, client.leg_factory(client.AgentLeg()), routing=routing)
+        ticket = events[-1][1]["ticket"]
+        data = self.h.hello(commands.ROLE_OPERATOR_DATA)
+        self.h.ok(data, commands.Attach, client.leg_factory(support.StreamLeg()), ticket=ticket)
+        for secret in (routing, ticket):
+            self.assertNotIn(secret, repr(logged))
+            self.assertNotIn(secret, repr(self.h.store.event_rows))
 
 
 class ConfirmationTests(unittest.TestCase):
