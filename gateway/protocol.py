@@ -52,6 +52,9 @@ class GatewayProtocol(amp.AMP):
 
     def connectionMade(self):
         super().connectionMade()
+        # Small answers and events must not wait for the peer's delayed ACK
+        # (Nagle), and relayed keystrokes neither.
+        self.transport.setTcpNoDelay(True)
         address = self.transport.getPeer()
         self.peer = Peer(
             address=getattr(address, "host", str(address)),

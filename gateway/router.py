@@ -316,8 +316,9 @@ class Router:
     def _deadline(self, session: Session) -> None:
         session._timer = None
         if session.state is State.WAITING:
-            self._finish(session, State.ENDED, "no operator picked up")
+            # The listener still needs the agent's leg, which _finish lets go.
             self._listener.attach_deadline_passed(session)
+            self._finish(session, State.ENDED, "no operator picked up")
 
     def _reset(self, session: Session) -> None:
         self._cancel_timer(session)
@@ -335,6 +336,8 @@ class Router:
         session.state = state
         session.ended_at = self._clock.seconds()
         session.end_reason = reason
+        # A finished code is remembered for a while; its connections are not.
+        session.agent_leg = session.operator_leg = None
         session._timer = self._clock.callLater(
             self.limits.tombstone_seconds, self._forget, session
         )

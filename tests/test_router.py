@@ -145,6 +145,8 @@ class RouterTests(unittest.TestCase):
         self.assertRaises(CodeBusy, self.router.lookup, session.routing)
         self.assertTrue(self.router.ended(session, "done"))
         self.assertFalse(self.router.ended(session, "again"))
+        # Remembered for its error message, without its connections.
+        self.assertEqual((session.agent_leg, session.operator_leg), (None, None))
         self.assertRaises(CodeUsed, self.router.lookup, session.routing)
         self.assertEqual(self.router.live_count, 0)
 
