@@ -18,12 +18,16 @@ from bench.relay import endpoints
 from wire import commands, notice
 
 _LENGTH = struct.Struct("!H")
-_EVENTS = {c.commandName: c for c in (
-    commands.CustomerWaiting,
-    commands.CustomerLeft,
-    commands.CodeTimedOut,
-    commands.SessionEnded,
-)}
+# The operator events the gateway may send on a control connection.
+_EVENTS = {
+    command.commandName: command
+    for command in (
+        commands.CustomerWaiting,
+        commands.CustomerLeft,
+        commands.CodeTimedOut,
+        commands.SessionEnded,
+    )
+}
 
 
 class GatewayRefused(Exception):

@@ -3,8 +3,6 @@ The three paths between peer A and peer B, each able to open a fresh
 connection for a round: through the gateway, through haproxy, and direct.
 """
 
-import socket
-
 from bench.relay import ampsync
 from bench.relay.errors import BenchError
 from bench.relay.peer import PeerProcess

@@ -125,6 +125,11 @@ class PeerProcess:
         child.close()
         self._pending: str | None = None
 
+    @property
+    def pid(self) -> int:
+        """The peer's process id."""
+        return self._process.pid
+
     def start(self, request: str, **arguments) -> None:
         """Send a request without waiting for its result."""
         if self._pending is not None:
@@ -135,9 +140,13 @@ class PeerProcess:
     def result(self, timeout: float = REQUEST_TIMEOUT):
         """The result of the request in progress."""
         request, self._pending = self._pending, None
-        if not self._pipe.poll(timeout):
-            raise BenchError(f"peer {self.name}: no result for {request} within {timeout:.0f} s")
-        status, value = self._pipe.recv()
+        try:
+            if not self._pipe.poll(timeout):
+                raise BenchError(f"peer {self.name}: no result for {request} within {timeout:.0f} s")
+            status, value = self._pipe.recv()
+        except (EOFError, OSError) as e:
+            status = self._process.exitcode
+            raise BenchError(f"peer {self.name} is gone (exit status {status}): {e!r}") from e
         if status != "ok":
             raise BenchError(f"peer {self.name}: {request} failed:\n{value}")
         return value

@@ -39,3 +39,33 @@ def raise_nofile(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
+
+
+def all_cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by every process on the machine, by pid."""
+    used = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                used[int(entry)] = cpu_seconds(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass  # gone meanwhile
+    return used
+
+
+class OtherLoad:
+    """
+    How much CPU processes other than C{ours} used between two moments:
+    other work on the machine skews a benchmark, so the run reports it.
+    """
+
+    def __init__(self, ours: set[int]):
+        self._ours = ours
+        self._before = all_cpu_seconds()
+
+    def seconds(self) -> float:
+        """CPU seconds used by the others since this was made."""
+        after = all_cpu_seconds()
+        return sum(
+            used - self._before.get(pid, 0.0) for pid, used in after.items() if pid not in self._ours
+        )

@@ -5,6 +5,7 @@ temporary directory: the Ponte gateway (C{twistd ponte}) and haproxy.
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -213,6 +214,8 @@ def start_haproxy(
     certificate, one frontend per entry of C{routes} (name to backend port).
     Returns the process and each route's frontend port.
     """
+    if shutil.which("haproxy") is None:
+        raise BenchError("haproxy is not installed: run tools/ensure-debs haproxy (make bench does)")
     pem = os.path.join(directory, "haproxy.pem")
     with open(files.certificate, "rb") as certificate, open(files.key, "rb") as key:
         pki.write_file(pem, certificate.read() + key.read(), secret=True)

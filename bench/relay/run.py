@@ -25,9 +25,12 @@ from bench.relay.paths import GatewayPath, ServerPath  # noqa: E402
 from bench.relay.peer import PeerProcess  # noqa: E402
 
 MiB = 1024 * 1024
-FULL = dict(rounds=24, bulk_mib=200, duplex_mib=100, pings=2000, idle_sessions=1000)
-QUICK = dict(rounds=8, bulk_mib=100, duplex_mib=50, pings=1000, idle_sessions=300)
+FULL = dict(rounds=40, bulk_mib=200, duplex_mib=100, pings=2000, idle_sessions=1000)
+QUICK = dict(rounds=12, bulk_mib=100, duplex_mib=50, pings=1000, idle_sessions=500)
 WARMUP = measure.Workload(bulk_bytes=8 * MiB, duplex_bytes=2 * MiB, pings=200)
+# Share of a CPU used by other processes during a round above which the
+# round is flagged as disturbed.
+DISTURBED = 0.1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,6 +69,7 @@ class Bench:
 
     def __init__(self, options, stack: contextlib.ExitStack):
         self.options = options
+        self.disturbed = 0  # rounds during which other processes were busy
         self.directory = tempfile.mkdtemp(prefix="ponte-bench-")
         if options.keep:
             stack.callback(print, f"kept {self.directory}", file=sys.stderr)
@@ -153,10 +157,21 @@ class Bench:
         for number in range(self.options.rounds):
             shift = number % len(self.paths)
             for path in self.paths[shift:] + self.paths[:shift]:
-                line = measure.run_round(path, self.a, self.b, work, samples[path.name])
+                line = self._round(path, work, samples[path.name])
                 print(f"  round {number + 1}/{self.options.rounds} {path.name:<8} {line}", flush=True)
             self.check_relays()
         return samples
+
+    def _round(self, path, work: measure.Workload, samples: measure.Samples) -> str:
+        """One path's round, watching for other work on the machine."""
+        ours = {os.getpid(), self.a.pid, self.b.pid, self.gateway.pid, self.haproxy.pid}
+        others, started = procstat.OtherLoad(ours), time.monotonic()
+        line = measure.run_round(path, self.a, self.b, work, samples)
+        share = others.seconds() / (time.monotonic() - started)
+        if share >= DISTURBED:
+            self.disturbed += 1
+            line += f"  [other processes busy: {share:.0%} of a CPU]"
+        return line
 
 
 def _header(options, bench: Bench) -> str:
@@ -196,6 +211,12 @@ def run(options) -> int:
     rows = report.rows(samples, memory)
     print("\nsummary\n" + report.table(rows))
     print("\ntargets\n" + report.verdicts(rows))
+    if bench.disturbed:
+        total = options.rounds * len(bench.paths)
+        print(
+            f"\nwarning: other processes used the CPU during {bench.disturbed} of {total} rounds "
+            "(flagged above): these numbers are less reliable"
+        )
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
     return 0
 
@@ -210,7 +231,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(options)
-    except BenchError as e:
+    except (BenchError, ampsync.GatewayRefused) as e:
         print(f"relay benchmark: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
