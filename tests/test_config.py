@@ -35,17 +35,20 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual((c.routing_length, c.secret_length, c.code_validity), (4, 3, 600))
         self.assertEqual((c.attach_deadline, c.retention_days, c.failed_lookups_per_minute), (60, 30, 5))
 
+    def error_of(self, path: str) -> str:
+        """The one-line message of loading the configuration at C{path}."""
+        with self.assertRaises(configuration.ConfigError) as raised:
+            configuration.load(path)
+        message = str(raised.exception)
+        self.assertNotIn("\n", message)
+        return message
+
     def test_unknown_key(self):
         path = self.write("[codes]\nroutng_length = 5\n")
-        with self.assertRaises(configuration.ConfigError) as raised:
-            configuration.load(path)
-        self.assertEqual(str(raised.exception), f"{path}: [codes] routng_length is not a known key")
+        self.assertEqual(self.error_of(path), f"{path}: [codes] routng_length is not a known key")
 
     def test_unknown_section(self):
-        path = self.write("[code]\nrouting_length = 5\n")
-        with self.assertRaises(configuration.ConfigError) as raised:
-            configuration.load(path)
-        self.assertIn("[code] is not a known section", str(raised.exception))
+        self.assertIn("[code] is not a known section", self.error_of(self.write("[code]\nrouting_length = 5\n")))
 
     def test_wrong_value(self):
         for text, expected in [
@@ -55,24 +58,17 @@ class ConfigTests(unittest.TestCase):
             ("[log]\nlevel = loud\n", "[log] level = 'loud': must be one of debug"),
             ("[listen]\nraw = carrier-pigeon:4433\n", "[listen] raw = 'carrier-pigeon:4433': not a Twisted server endpoint"),
         ]:
-            with self.assertRaises(configuration.ConfigError) as raised:
-                configuration.load(self.write(text))
-            self.assertIn(expected, str(raised.exception))
-            self.assertNotIn("\n", str(raised.exception))
+            self.assertIn(expected, self.error_of(self.write(text)))
 
     def test_missing_file(self):
-        with self.assertRaises(configuration.ConfigError) as raised:
-            configuration.load("/nonexistent/ponte.conf")
         self.assertEqual(
-            str(raised.exception),
+            self.error_of("/nonexistent/ponte.conf"),
             "/nonexistent/ponte.conf: cannot read the configuration: No such file or directory",
         )
 
     def test_missing_terms_file(self):
         path = self.write("[organisation]\nterms_file = /nonexistent/terms.txt\n")
-        with self.assertRaises(configuration.ConfigError) as raised:
-            configuration.load(path)
-        self.assertIn("[organisation] terms_file = /nonexistent/terms.txt: No such file", str(raised.exception))
+        self.assertIn("[organisation] terms_file = /nonexistent/terms.txt: No such file", self.error_of(path))
 
     def test_unreadable_certificate_exits_with_one_line(self):
         state = self.mktemp()
