@@ -14,7 +14,7 @@ import sys
 import time
 
 from gateway import config as configuration
-from gateway import passwords, pki, records, schema
+from gateway import check, passwords, pki, records, schema
 
 DEFAULT_CONFIG = "/etc/ponte/ponte.conf"
 
@@ -173,6 +173,33 @@ def cmd_user_passwd(options, out) -> None:
     _update(options, out, "changed the password of", password_hash=passwords.hash_password(password))
 
 
+def cmd_check(options, out) -> None:
+    """Reach the configured gateway as a client would."""
+    state, _ = _state_dir(options)
+    ca_path = options.ca or os.path.join(state, "tls", "ca.crt")
+    try:
+        with open(ca_path, "rb") as f:
+            ca_pem = f.read()
+    except OSError as e:
+        raise AdminError(f"{ca_path}: {e.strerror} (give the CA with --ca FILE)") from e
+    port = options.port
+    if port is None:
+        if not options.config:
+            raise AdminError("give --port, or --config to read the listen port from")
+        try:
+            port = check.raw_port(configuration.load(options.config).raw_listen)
+        except (check.CheckFailed, configuration.ConfigError) as e:
+            raise AdminError(str(e)) from e
+    try:
+        result = check.run(options.host, port, ca_pem)
+    except check.CheckFailed as e:
+        raise AdminError(str(e)) from e
+    out.write(
+        f"ok: {result.gateway!r} at {options.host}:{port} answered Hello over "
+        f"{result.tls_version} ({result.cipher}, key exchange {result.group})\n"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line's grammar."""
     top = argparse.ArgumentParser(
@@ -210,6 +237,12 @@ def parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-file", help="read the password from this file's first line")
     passwd.set_defaults(run=cmd_user_passwd)
+
+    probe = commands.add_parser("check", help="reach the running gateway as a client would")
+    probe.add_argument("--host", default="localhost", help="name or address to dial (default localhost)")
+    probe.add_argument("--port", type=int, help="port (default: [listen] raw of --config)")
+    probe.add_argument("--ca", help="CA certificate to trust (default: STATE/tls/ca.crt)")
+    probe.set_defaults(run=cmd_check)
     return top
 
 

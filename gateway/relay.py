@@ -64,7 +64,9 @@ class Relay:
 
     C{on_end(relay, reason)} is called once, when the relay is over, with
     the reason it ended; C{on_agent_left(relay, reason)} instead when the
-    agent's leg goes before any operator attached.
+    agent's leg goes before any operator attached.  C{session},
+    C{agent_peer} and C{operator_peer} are for its owner's bookkeeping; the
+    relay does not look at them.
     """
 
     log = logs.logger(__name__)
@@ -86,6 +88,7 @@ class Relay:
         self._idle_call = None
         self.ended = False
         self.end_reason = ""
+        self.session = self.agent_peer = self.operator_peer = None
 
     # -- called by the gateway ---------------------------------------------
 
@@ -136,6 +139,8 @@ class Relay:
             self._touch()
 
     def _hold(self, data: bytes) -> None:
+        if self.ended:
+            return
         self._pending.append(data)
         self._pending_size += len(data)
         self._touch()

@@ -178,6 +178,10 @@ class Router:
         self._finish(session, State.CANCELLED, "cancelled by the operator")
         return session
 
+    def get(self, routing: str) -> Session | None:
+        """The session of a routing part, live or recently finished, if any."""
+        return self._sessions.get(routing)
+
     def sessions_of(self, owner: str) -> list[Session]:
         """The live sessions owned by C{owner}."""
         return [s for s in self._sessions.values() if s.owner == owner and s.state in LIVE]

@@ -108,6 +108,11 @@ class Switchboard:
         d = self.store.update_session(session_id, **fields)
         d.addErrback(lambda f: self.log.failure("could not update a session record", f))
 
+    def _record_end(self, session, peer: Peer, reason: str, **fields) -> None:
+        """Record that C{session}'s customer side ended, and why."""
+        self._update_session(session.session_id, ended_at=self._wall(), outcome=reason, **fields)
+        self.record("end", peer, reason, session.session_id)
+
     # -- connections -------------------------------------------------------
 
     def connected(self, peer: Peer) -> None:
@@ -239,11 +244,8 @@ class Switchboard:
         return {"failures": session.confirmation_failures, "burnt": burnt}
 
     def _relay_of(self, routing: str):
-        try:
-            session = self.router._sessions[routing]
-        except KeyError:
-            return None
-        leg = session.agent_leg
+        session = self.router.get(routing)
+        leg = session.agent_leg if session is not None else None
         return leg.relay if leg is not None else None
 
     # -- agents ------------------------------------------------------------
@@ -313,13 +315,16 @@ class Switchboard:
 
         def action():
             routing_part = self._routing(routing)
-            session = self.router.lookup(routing_part)
             relay = Relay(
-                self._clock, self.relay_limits, session.tag, self._relay_ended, self._agent_left
+                self._clock,
+                self.relay_limits,
+                codes.fingerprint(routing_part),
+                self._relay_ended,
+                self._agent_left,
             )
-            relay.session = session
             relay.agent_peer = peer
             session, ticket = self.router.join(routing_part, relay.agent)
+            relay.session = session
             self.record("join", peer, session_id=session.session_id)
             self._update_session(
                 session.session_id, joined_at=self._wall(), agent_transport=peer.transport
@@ -359,14 +364,13 @@ class Switchboard:
         current = session.agent_leg is relay.agent
         if current:
             self.router.ended(session, reason)
-        self._update_session(
-            session.session_id,
-            ended_at=self._wall(),
-            outcome=reason,
+        self._record_end(
+            session,
+            relay.agent_peer,
+            reason,
             bytes_to_agent=relay.bytes_to_agent,
             bytes_to_operator=relay.bytes_to_operator,
         )
-        self.record("end", relay.agent_peer, reason, session.session_id)
         self.log.info(
             "session on code {tag} ended: {reason} ({up} bytes to the operator, "
             "{down} to the customer)",
@@ -387,8 +391,7 @@ class Switchboard:
     def _agent_left(self, relay: Relay, reason: str) -> None:
         session = relay.session
         if self.router.agent_left(session, reason):
-            self._update_session(session.session_id, ended_at=self._wall(), outcome=reason)
-            self.record("end", relay.agent_peer, reason, session.session_id)
+            self._record_end(session, relay.agent_peer, reason)
             self._tell(session.owner, commands.CustomerLeft, routing=session.routing, reason=reason)
 
     # -- IRouterListener ---------------------------------------------------
@@ -401,8 +404,7 @@ class Switchboard:
         reason = "no operator picked up"
         relay = session.agent_leg.relay
         relay.close_unpaired(reason)
-        self._update_session(session.session_id, ended_at=self._wall(), outcome=reason)
-        self.record("end", relay.agent_peer, reason, session.session_id)
+        self._record_end(session, relay.agent_peer, reason)
         self._tell(session.owner, commands.CodeTimedOut, routing=session.routing, reason=reason)
 
     # -- events ------------------------------------------------------------

@@ -9,7 +9,7 @@ import os
 from twisted.internet import defer, reactor, utils
 from twisted.trial import unittest
 
-from gateway import pki
+from gateway import check, pki
 from tests import support
 from wire import client, commands
 
@@ -69,6 +69,21 @@ class TLSPolicyTests(unittest.TestCase):
         self.assertEqual(tls.get_group_name(), "X25519MLKEM768")
 
     @defer.inlineCallbacks
+    def test_admin_check(self):
+        """`ponte-admin check` reports what a client negotiates, or why it cannot."""
+        result = yield defer.ensureDeferred(check.check(reactor, "localhost", self.gateway.port, self.gateway.ca))
+        self.assertEqual(
+            (result.gateway, result.tls_version, result.group),
+            ("Ponte gateway", "TLSv1.3", "X25519MLKEM768"),
+        )
+        other_ca, _ = pki.make_ca("Someone Else", "Elsewhere")
+        with self.assertRaises(check.CheckFailed) as raised:
+            yield defer.ensureDeferred(
+                check.check(reactor, "localhost", self.gateway.port, pki.certificate_pem(other_ca))
+            )
+        self.assertIn("does not verify against the CA given", str(raised.exception))
+
+    @defer.inlineCallbacks
     def test_client_refuses_a_gateway_it_does_not_trust(self):
         """A certificate from another CA (an intercepting proxy, say) fails loudly."""
         other_ca, _ = pki.make_ca("Someone Else", "Elsewhere")
@@ -98,6 +113,7 @@ class PairingFailureTests(unittest.TestCase):
         agent = await self.gateway.agent(self)
         await agent.switch(commands.Join, leg, routing=created["routing"])
         await support.wait_for(lambda: self.events_of(events, commands.CustomerWaiting))
+        self.routing = created["routing"]
         return control, events, created["routing"], self.events_of(events, commands.CustomerWaiting)[0]["ticket"]
 
     async def attach(self, ticket, leg):
@@ -158,8 +174,8 @@ class PairingFailureTests(unittest.TestCase):
         self.assertEqual(digest, hashlib.sha256(payload).hexdigest())
 
     def relay(self):
-        sessions = list(self.gateway.switchboard.router._sessions.values())
-        return sessions[0].agent_leg.relay
+        """The relay of the code last joined."""
+        return self.gateway.switchboard.router.get(self.routing).agent_leg.relay
 
     def held(self):
         return self.relay()._pending_size
@@ -220,7 +236,7 @@ class PairingFailureTests(unittest.TestCase):
         yield agent_leg.paired
         support.Sender(agent_leg.transport, 32 * MiB, b"x").start()
         yield received.done
-        session_id = self.gateway.switchboard.router._sessions[routing].session_id
+        session_id = self.gateway.switchboard.router.get(routing).session_id
         agent_leg.transport.abortConnection()
         yield operator_leg.closed
         yield support.wait_for(lambda: self.events_of(events, commands.SessionEnded))
