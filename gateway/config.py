@@ -66,6 +66,7 @@ _KEYS = {
     ("gateway", "name"): ("gateway_name", _text, "Ponte gateway"),
     ("gateway", "state_dir"): ("state_dir", _text, "var"),
     ("listen", "raw"): ("raw_listen", _endpoint, "tcp:4433"),
+    ("listen", "https"): ("https_listen", _endpoint, "tcp:8443"),
     ("tls", "certificate"): ("certificate", _text, "var/tls/gateway.crt"),
     ("tls", "key"): ("key", _text, "var/tls/gateway.key"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
@@ -108,6 +109,7 @@ class GatewayConfig:
     gateway_name: str
     state_dir: str
     raw_listen: str
+    https_listen: str
     certificate: str
     key: str
     routing_length: int

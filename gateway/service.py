@@ -12,8 +12,10 @@ from gateway import config as configuration
 from gateway.listener import TLSListener
 from gateway.protocol import ConnectionLimits, GatewayFactory
 from gateway.retention import RetentionService
+from gateway.sniff import SniffingFactory
 from gateway.store import SQLiteStore
 from gateway.switchboard import Switchboard
+from gateway.web import make_site
 from wire import logs, tls
 
 
@@ -59,7 +61,7 @@ class GatewayService(MultiService):
             configuration.read_file(config, "[tls] certificate", config.certificate),
             configuration.read_file(config, "[tls] key", config.key),
         )
-        self.raw = None
+        self.raw = self.https = None
         if config.raw_listen:
             self.raw = TLSListener(
                 reactor,
@@ -69,6 +71,20 @@ class GatewayService(MultiService):
                 "the ponte protocol over TLS",
             )
             self.raw.setServiceParent(self)
+        if config.https_listen:
+            self.https = TLSListener(
+                reactor,
+                config.https_listen,
+                options,
+                SniffingFactory(
+                    GatewayFactory(self.switchboard, reactor, limits, "https-port"),
+                    make_site(self.switchboard),
+                    reactor,
+                    config.handshake_timeout,
+                ),
+                "HTTPS and the ponte protocol",
+            )
+            self.https.setServiceParent(self)
         RetentionService(
             self.store, reactor, config.retention_days, config.purge_interval
         ).setServiceParent(self)

@@ -94,6 +94,7 @@ state_dir = {state}
 
 [listen]
 raw = tcp:{port}:interface={host}
+https = off
 
 [tls]
 certificate = {files.certificate}
