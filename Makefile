@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= etc/ponte.conf
 # Debian packages: to build the environment, and for the tests
-# (openssl: s_client probes of the gateway's TLS settings).
+# (openssl: s_client probes of the TLS settings; tinyproxy: a real HTTP proxy).
 BUILD_DEBS := python3-venv
-TEST_DEBS := openssl
+TEST_DEBS := openssl tinyproxy
 BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)

@@ -1,0 +1,203 @@
+"""
+The client's transport ladder against a real gateway and real proxies
+(Debian's tinyproxy) on 127.0.0.1.
+"""
+
+import attrs
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from gateway import pki
+from tests import proxies, support
+from wire import commands, ladder, proxy
+
+MiB = 1 << 20
+
+
+class ProxySettingsTests(unittest.TestCase):
+    def test_from_url(self):
+        settings = proxy.ProxySettings.from_url("http://us%40er:p%3Ass@proxy.example:8080")
+        self.assertEqual((settings.host, settings.port, settings.username, settings.password),
+                         ("proxy.example", 8080, "us@er", "p:ss"))
+        self.assertEqual(proxy.ProxySettings.from_url("proxy.example").port, 3128)
+        self.assertRaises(ValueError, proxy.ProxySettings.from_url, "socks5://proxy.example")
+
+    def test_authorization(self):
+        self.assertEqual(proxy.ProxySettings("p", 1, "user", "secret").authorization(), b"Basic dXNlcjpzZWNyZXQ=")
+        self.assertIsNone(proxy.ProxySettings("p", 1).authorization())
+
+    def test_password_not_in_repr(self):
+        self.assertNotIn("secret", repr(proxy.ProxySettings("p", 1, "user", "secret")))
+
+    def test_environment(self):
+        env = {"https_proxy": "http://proxy.example:3128", "no_proxy": "localhost, .corp.example"}
+        self.assertEqual(proxy.from_environment("gateway.example", env).host, "proxy.example")
+        self.assertIsNone(proxy.from_environment("localhost", env))
+        self.assertIsNone(proxy.from_environment("ponte.corp.example", env))
+        self.assertIsNone(proxy.from_environment("corp.example", env))
+        self.assertIsNone(proxy.from_environment("x.example", {"HTTPS_PROXY": "p:1", "NO_PROXY": "*"}))
+        self.assertIsNone(proxy.from_environment("x.example", {}))
+
+
+class LadderTests(unittest.TestCase):
+    timeout = 60
+
+    def setUp(self):
+        self.gateway = support.RunningGateway(self)
+        self.address = ladder.GatewayAddress(
+            "localhost", self.gateway.port, self.gateway.https_port, self.gateway.ca
+        )
+
+    async def reach(self, **kw):
+        connection, report = await ladder.Ladder(reactor, self.address, **kw).connect(commands.ROLE_AGENT)
+        self.addCleanup(support.close, connection)
+        return connection, report
+
+    def firewall(self):
+        """Direct connections to both gateway ports are blocked."""
+        return proxies.Firewall({self.gateway.port, self.gateway.https_port})
+
+    @defer.inlineCallbacks
+    def test_raw_first(self):
+        memory = ladder.LadderMemory()
+        connection, report = yield defer.ensureDeferred(self.reach(memory=memory))
+        self.assertEqual(report.winner, "raw")
+        self.assertEqual(memory.last, "raw")
+        self.assertTrue(report.attempts[0].ok)
+        self.assertIn("<- in use", report.lines()[0])
+
+    @defer.inlineCallbacks
+    def test_black_holed_raw_port_costs_only_the_stagger(self):
+        """When the raw port swallows connections, the HTTPS port gets through well within 5 s."""
+        hole = yield defer.ensureDeferred(proxies.black_hole(self))
+        self.address = attrs.evolve(self.address, raw_port=hole)
+        started = reactor.seconds()
+        connection, report = yield defer.ensureDeferred(self.reach())
+        self.assertEqual(report.winner, "https-port")
+        self.assertLess(reactor.seconds() - started, 2.5)
+        self.assertEqual(report.attempts[0].detail, "stopped: another way got through first")
+
+    @defer.inlineCallbacks
+    def test_remembered_way_goes_first(self):
+        memory = ladder.LadderMemory("https-port")
+        connection, report = yield defer.ensureDeferred(self.reach(memory=memory))
+        self.assertEqual([a.way for a in report.attempts], ["https-port", "raw"])
+        self.assertEqual(report.winner, "https-port")
+
+    @defer.inlineCallbacks
+    def test_intercepted_tls_is_refused_plainly(self):
+        other_ca, _ = pki.make_ca("Corporate Inspection CA", "Somewhere")
+        address = ladder.GatewayAddress("localhost", self.gateway.port, self.gateway.https_port,
+                                        pki.certificate_pem(other_ca))
+        with self.assertRaises(ladder.NoWayThrough) as raised:
+            yield defer.ensureDeferred(ladder.Ladder(reactor, address).connect(commands.ROLE_AGENT))
+        for attempt in raised.exception.report.attempts:
+            self.assertFalse(attempt.ok)
+            self.assertIn("certificate does not verify: a proxy may be intercepting TLS", attempt.detail)
+
+    @defer.inlineCallbacks
+    def test_nothing_gets_through(self):
+        with self.assertRaises(ladder.NoWayThrough) as raised:
+            yield defer.ensureDeferred(self.reach(tcp=self.firewall()))
+        self.assertEqual([a.detail for a in raised.exception.report.attempts],
+                         ["connection refused", "connection refused"])
+        self.assertIn("no way to the gateway worked", str(raised.exception))
+
+    @defer.inlineCallbacks
+    def test_connect_only_to_the_https_port(self):
+        """
+        Scenario 1: the firewall lets only the proxy out, and the proxy
+        allows CONNECT only to the HTTPS port: the ladder gets through by
+        CONNECT, and a full session moves 20 MiB each way intact.
+        """
+        port = yield defer.ensureDeferred(proxies.tinyproxy(self, connect_ports=[self.gateway.https_port]))
+        settings = proxy.ProxySettings("127.0.0.1", port)
+        refused = proxy.HTTPConnectEndpoint(
+            _tcp(port), "localhost", self.gateway.port, settings
+        )
+        with self.assertRaises(proxy.ProxyError) as raised:
+            yield refused.connect(_Nothing())
+        self.assertIn(f"the proxy refused CONNECT to localhost:{self.gateway.port} (403", str(raised.exception))
+        yield defer.ensureDeferred(self.full_session(proxy_settings=settings, tcp=self.firewall()))
+
+    @defer.inlineCallbacks
+    def test_proxy_with_basic_authentication(self):
+        """Scenario 4: the proxy requires a username and password."""
+        port = yield defer.ensureDeferred(
+            proxies.tinyproxy(self, connect_ports=[self.gateway.https_port], credentials=("ponte", "s3cret"))
+        )
+        with self.assertRaises(ladder.NoWayThrough) as raised:
+            yield defer.ensureDeferred(
+                self.reach(proxy_settings=proxy.ProxySettings("127.0.0.1", port), tcp=self.firewall())
+            )
+        self.assertEqual(raised.exception.report.attempts[-1].detail,
+                         "the proxy wants a username and password (407)")
+        with self.assertRaises(ladder.NoWayThrough) as raised:
+            yield defer.ensureDeferred(
+                self.reach(proxy_settings=proxy.ProxySettings("127.0.0.1", port, "ponte", "wrong"),
+                           tcp=self.firewall())
+            )
+        self.assertRegex(raised.exception.report.attempts[-1].detail,
+                         r"^the proxy refused the username and password \(40[17]\)$")
+        yield defer.ensureDeferred(
+            self.full_session(proxy_settings=proxy.ProxySettings("127.0.0.1", port, "ponte", "s3cret"),
+                              tcp=self.firewall())
+        )
+
+    async def full_session(self, **ladder_options):
+        """Operator on raw TLS, agent by the ladder; 20 MiB each way and a small round trip."""
+        control, events = await self.gateway.operator(self)
+        created = await control.callRemote(commands.CreateSession)
+        agent, report = await self.reach(**ladder_options)
+        self.assertEqual(report.winner, "connect")
+        await agent.callRemote(commands.Lookup, routing=created["routing"])
+        size = 20 * MiB
+        to_agent, to_operator = support.Receiver(size + 5), support.Receiver(size + 5)
+        agent_leg = support.TestAgentLeg(to_agent.received)
+        await agent.switch(commands.Join, agent_leg, routing=created["routing"])
+        await support.wait_for(lambda: any(c is commands.CustomerWaiting for c, _ in events))
+        ticket = [a for c, a in events if c is commands.CustomerWaiting][0]["ticket"]
+        data = await self.gateway.connect(self)
+        await data.hello(commands.ROLE_OPERATOR_DATA)
+        operator_leg = support.StreamLeg(to_operator.received)
+        await data.switch(commands.Attach, operator_leg, ticket=ticket)
+        await agent_leg.paired
+        up = support.Sender(agent_leg.transport, size, b"up")
+        down = support.Sender(operator_leg.transport, size, b"down")
+        up.start()
+        down.start()
+        sent_up, sent_down = await defer.gatherResults([up.done, down.done])
+        # A small message each way completes the count and shows the round trip.
+        agent_leg.transport.write(b"ping!")
+        await support.wait_for(lambda: to_operator.count == size + 5)
+        operator_leg.transport.write(b"pong!")
+        await support.wait_for(lambda: to_agent.count == size + 5)
+        self.assertEqual(to_operator.sha.hexdigest(), _sha(sent_up, b"ping!", size, b"up"))
+        self.assertEqual(to_agent.sha.hexdigest(), _sha(sent_down, b"pong!", size, b"down"))
+
+
+def _sha(_, tail, size, seed):
+    import hashlib
+
+    sender_chunk = support.block(seed, 256 * 1024)
+    digest = hashlib.sha256()
+    remaining = size
+    while remaining:
+        piece = sender_chunk[: min(len(sender_chunk), remaining)]
+        digest.update(piece)
+        remaining -= len(piece)
+    digest.update(tail)
+    return digest.hexdigest()
+
+
+def _tcp(port):
+    from twisted.internet import endpoints
+
+    return endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+
+
+class _Nothing:
+    def buildProtocol(self, addr):
+        from twisted.internet.protocol import Protocol
+
+        return Protocol()

@@ -1,0 +1,231 @@
+"""
+The transport ladder: the ways a client may reach its gateway, tried in
+order of preference and raced with a stagger, so that a way that hangs
+costs at most the stagger:
+
+1. C{raw}: TLS to the raw port;
+2. C{https-port}: TLS to the HTTPS port (firewalls that only let 443 out);
+3. C{connect}: the same through the HTTP proxy's C{CONNECT} tunnel.
+
+A way counts as working once TLS is verified and the gateway answered
+C{Hello}.  The first to work wins; the others are stopped.  The winner is
+remembered (L{LadderMemory}) and tried first next time.  Every way ends
+with TLS to the gateway verified against its CA: there is no fallback to
+plaintext nor to an unverified certificate.
+"""
+
+import attrs
+from twisted.internet import defer, endpoints, error
+from twisted.internet.interfaces import IReactorTCP
+
+from wire import client, proxy, tls
+
+RAW = "raw"
+HTTPS_PORT = "https-port"
+CONNECT = "connect"
+
+
+@attrs.frozen
+class GatewayAddress:
+    """Where a client finds its gateway, and the CA it trusts."""
+
+    host: str
+    raw_port: int
+    https_port: int
+    ca_pem: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
+class LadderLimits:
+    """The ladder's timings (seconds)."""
+
+    # How long one way may take to connect, verify TLS and get Hello answered.
+    deadline: float = 4.0
+    # When the next way starts if the current one has not yet worked.
+    stagger: float = 0.75
+
+
+@attrs.frozen
+class Attempt:
+    """How one way fared."""
+
+    way: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+@attrs.frozen
+class Report:
+    """Which way got through, and how every way fared."""
+
+    winner: str | None
+    attempts: tuple[Attempt, ...]
+
+    def lines(self) -> list[str]:
+        """One line a way, for a panel or a connectivity test."""
+        out = []
+        for a in self.attempts:
+            mark = "ok  " if a.ok else "fail"
+            chosen = "  <- in use" if a.way == self.winner else ""
+            out.append(f"{mark} {a.way:<11} {a.seconds * 1000:7.1f} ms  {a.detail}{chosen}")
+        return out
+
+
+class NoWayThrough(Exception):
+    """No way reached the gateway; C{report} says why each failed."""
+
+    def __init__(self, report: Report):
+        super().__init__("no way to the gateway worked:\n" + "\n".join(report.lines()))
+        self.report = report
+
+
+class LadderMemory:
+    """Remembers the way that worked last (in memory; callers may persist it)."""
+
+    def __init__(self, last: str | None = None):
+        self.last = last
+
+
+def describe(failure) -> str:
+    """A plain sentence for why a way failed."""
+    value = failure.value
+    text = str(value)
+    if "certificate verify failed" in text:
+        return (
+            "the gateway's certificate does not verify: a proxy may be intercepting TLS "
+            "(refusing to continue)"
+        )
+    if isinstance(value, proxy.ProxyError):
+        return str(value)
+    if isinstance(value, (defer.CancelledError, defer.TimeoutError, error.TimeoutError)):
+        return "no answer in time"
+    if isinstance(value, error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(value, error.DNSLookupError):
+        return "the name does not resolve"
+    return text.splitlines()[0] if text else type(value).__name__
+
+
+class Ladder:
+    """
+    Connects to a gateway by the first way that works.  C{tcp} is the
+    reactor used for direct connections (tests put a firewall there).
+    """
+
+    def __init__(
+        self,
+        reactor,
+        address: GatewayAddress,
+        proxy_settings: proxy.ProxySettings | None = None,
+        limits: LadderLimits = LadderLimits(),
+        memory: LadderMemory | None = None,
+        tcp: IReactorTCP | None = None,
+    ):
+        self._reactor = reactor
+        self.address = address
+        self.proxy = proxy_settings
+        self.limits = limits
+        self.memory = memory or LadderMemory()
+        self._tcp = tcp or reactor
+
+    def ways(self) -> list[str]:
+        """The ways to try, in order (the remembered winner first)."""
+        ways = [RAW, HTTPS_PORT] + ([CONNECT] if self.proxy else [])
+        if self.memory.last in ways:
+            ways.remove(self.memory.last)
+            ways.insert(0, self.memory.last)
+        return ways
+
+    def endpoint(self, way: str):
+        """The client endpoint of one way: TLS to the gateway, verified."""
+        a = self.address
+        options = tls.client_options(a.host, a.ca_pem)
+        timeout = self.limits.deadline
+        if way == RAW:
+            inner = endpoints.HostnameEndpoint(self._tcp, a.host, a.raw_port, timeout=timeout)
+        elif way == HTTPS_PORT:
+            inner = endpoints.HostnameEndpoint(self._tcp, a.host, a.https_port, timeout=timeout)
+        elif way == CONNECT:
+            to_proxy = endpoints.HostnameEndpoint(
+                self._reactor, self.proxy.host, self.proxy.port, timeout=timeout
+            )
+            inner = proxy.HTTPConnectEndpoint(to_proxy, a.host, a.https_port, self.proxy)
+        else:
+            raise ValueError(f"unknown way {way!r}")
+        return endpoints.wrapClientTLS(options, inner)
+
+    async def _try(self, way: str, role: str, on_event) -> client.GatewayClient:
+        connection = await endpoints.connectProtocol(self.endpoint(way), client.GatewayClient(on_event))
+        try:
+            await connection.hello(role)
+        except BaseException:
+            connection.transport.abortConnection()
+            raise
+        return connection
+
+    async def connect(self, role: str, on_event=None) -> tuple[client.GatewayClient, Report]:
+        """
+        Reach the gateway and say C{Hello} as C{role}.
+
+        @return: the connection and the report of every way.
+        @raise NoWayThrough: when none worked.
+        """
+        clock = self._reactor
+        ways = self.ways()
+        started: dict[str, float] = {}
+        attempts: dict[str, Attempt] = {}
+        running: dict[str, defer.Deferred] = {}
+        done = defer.Deferred()
+        stagger_call = None
+
+        def finished(way, connection=None, failure=None):
+            elapsed = clock.seconds() - started[way]
+            running.pop(way, None)
+            if done.called:
+                if connection is not None:
+                    connection.transport.abortConnection()
+                return
+            if connection is not None:
+                attempts[way] = Attempt(way, True, elapsed, "got through")
+                done.callback((way, connection))
+                return
+            attempts[way] = Attempt(way, False, elapsed, describe(failure))
+            start_next()
+            if not running and len(started) == len(ways):
+                done.callback(None)
+
+        def start_next():
+            nonlocal stagger_call
+            if stagger_call is not None and stagger_call.active():
+                stagger_call.cancel()
+            stagger_call = None
+            pending = [w for w in ways if w not in started]
+            if not pending or done.called:
+                return
+            way = pending[0]
+            started[way] = clock.seconds()
+            d = defer.ensureDeferred(self._try(way, role, on_event))
+            d.addTimeout(self.limits.deadline, clock)
+            running[way] = d
+            d.addCallbacks(lambda c: finished(way, connection=c), lambda f: finished(way, failure=f))
+            if len(started) < len(ways):
+                stagger_call = clock.callLater(self.limits.stagger, start_next)
+
+        start_next()
+        outcome = await done
+        if stagger_call is not None and stagger_call.active():
+            stagger_call.cancel()
+        for way, d in list(running.items()):
+            d.cancel()
+        for way in ways:
+            if way not in attempts:
+                if way in started:
+                    attempts[way] = Attempt(way, False, clock.seconds() - started[way], "stopped: another way got through first")
+                else:
+                    attempts[way] = Attempt(way, False, 0.0, "not tried: another way got through first")
+        report = Report(outcome[0] if outcome else None, tuple(attempts[w] for w in ways))
+        if outcome is None:
+            raise NoWayThrough(report)
+        self.memory.last = outcome[0]
+        return outcome[1], report
