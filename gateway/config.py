@@ -55,6 +55,13 @@ def _text(text: str) -> str:
     return text
 
 
+def _hold(text: str) -> float:
+    value = _seconds(text)
+    if value > 25:
+        raise ValueError("must be at most 25 seconds (proxies time out idle responses)")
+    return value
+
+
 def _on_off(text: str) -> bool:
     if text.lower() not in ("on", "off"):
         raise ValueError("must be on or off")
@@ -67,6 +74,14 @@ _KEYS = {
     ("gateway", "state_dir"): ("state_dir", _text, "var"),
     ("listen", "raw"): ("raw_listen", _endpoint, "tcp:4433"),
     ("listen", "https"): ("https_listen", _endpoint, "tcp:8443"),
+    ("listen", "http"): ("http_listen", _endpoint, "tcp:8080"),
+    ("tunnel", "max_post"): ("tunnel_max_post", _positive_int, "262144"),
+    ("tunnel", "per_address"): ("tunnel_per_address", _positive_int, "8"),
+    ("tunnel", "idle_expiry"): ("tunnel_idle_expiry", _seconds, "60"),
+    ("tunnel", "hold"): ("tunnel_hold", _hold, "20"),
+    ("tunnel", "keepalive"): ("tunnel_keepalive", _seconds, "5"),
+    ("tunnel", "high_water"): ("tunnel_high_water", _positive_int, "262144"),
+    ("limits", "http_request_deadline"): ("http_request_deadline", _seconds, "10"),
     ("tls", "certificate"): ("certificate", _text, "var/tls/gateway.crt"),
     ("tls", "key"): ("key", _text, "var/tls/gateway.key"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
@@ -110,6 +125,14 @@ class GatewayConfig:
     state_dir: str
     raw_listen: str
     https_listen: str
+    http_listen: str
+    tunnel_max_post: int
+    tunnel_per_address: int
+    tunnel_idle_expiry: float
+    tunnel_hold: float
+    tunnel_keepalive: float
+    tunnel_high_water: int
+    http_request_deadline: float
     certificate: str
     key: str
     routing_length: int

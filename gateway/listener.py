@@ -1,7 +1,8 @@
 """
-The gateway's TLS listeners: an endpoint from the configuration, wrapped in
-the TLS options of L{wire.tls}, listening from C{privilegedStartService} so
-that a port below 1024 can be bound before privileges are dropped.
+The gateway's listeners: an endpoint from the configuration (wrapped in the
+TLS options of L{wire.tls} for the TLS ports), listening from
+C{privilegedStartService} so that a port below 1024 can be bound before
+privileges are dropped.
 """
 
 from twisted.application.service import Service
@@ -19,15 +20,14 @@ class ListenError(SystemExit):
     """
 
 
-class TLSListener(Service):
-    """Listens on one endpoint description with TLS around C{factory}."""
+class Listener(Service):
+    """Listens on one endpoint description with C{factory}."""
 
     log = logs.logger(__name__)
 
-    def __init__(self, reactor, description: str, tls_options, factory, what: str):
+    def __init__(self, reactor, description: str, factory, what: str):
         self._reactor = reactor
         self.description = description
-        self._tls_options = tls_options
         self._factory = factory
         self.what = what
         self.port = None
@@ -35,10 +35,9 @@ class TLSListener(Service):
     def privilegedStartService(self):
         super().privilegedStartService()
         endpoint = endpoints.serverFromString(self._reactor, self.description)
-        wrapped = BulkTLSFactory(self._tls_options, False, self._factory)
-        wrapped.noisy = self._factory.noisy = False
+        self._factory.noisy = False
         failures = []
-        d = endpoint.listen(wrapped)
+        d = endpoint.listen(self._factory)
         d.addCallbacks(self._listening, failures.append)
         if failures:
             error = failures[0].value
@@ -59,3 +58,9 @@ class TLSListener(Service):
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
+
+
+def tls_listener(reactor, description: str, tls_options, factory, what: str) -> Listener:
+    """A L{Listener} with the gateway's TLS around C{factory}."""
+    factory.noisy = False
+    return Listener(reactor, description, BulkTLSFactory(tls_options, False, factory), what)

@@ -9,13 +9,17 @@ import sqlite3
 from twisted.application.service import MultiService, Service
 
 from gateway import config as configuration
-from gateway.listener import TLSListener
+from twisted.internet.address import IPv4Address
+
+from gateway.fasttls import BulkTLSFactory
+from gateway.listener import Listener, tls_listener
 from gateway.protocol import ConnectionLimits, GatewayFactory
 from gateway.retention import RetentionService
 from gateway.sniff import SniffingFactory
 from gateway.store import SQLiteStore
 from gateway.switchboard import Switchboard
-from gateway.web import make_site
+from gateway.tunnel import TunnelLimits, TunnelRegistry
+from gateway.web import WebLimits, make_site
 from wire import logs, tls
 
 
@@ -31,14 +35,15 @@ class _StoreService(Service):
 
 
 class _SwitchboardService(Service):
-    """Stops the switchboard's timers when the gateway stops."""
+    """Stops the switchboard's timers and the tunnels when the gateway stops."""
 
-    def __init__(self, switchboard):
-        self.switchboard = switchboard
+    def __init__(self, gateway):
+        self.gateway = gateway
 
     def stopService(self):
         super().stopService()
-        self.switchboard.router.stop()
+        self.gateway.switchboard.router.stop()
+        self.gateway.tunnels.close_all()
 
 
 class GatewayService(MultiService):
@@ -50,7 +55,7 @@ class GatewayService(MultiService):
         self.store = SQLiteStore(config.database)
         _StoreService(self.store).setServiceParent(self)
         self.switchboard = Switchboard(config, reactor, self.store)
-        _SwitchboardService(self.switchboard).setServiceParent(self)
+        _SwitchboardService(self).setServiceParent(self)
         limits = ConnectionLimits(
             handshake_timeout=config.handshake_timeout,
             idle_timeout=config.control_idle_timeout,
@@ -63,7 +68,7 @@ class GatewayService(MultiService):
         )
         self.raw = self.https = None
         if config.raw_listen:
-            self.raw = TLSListener(
+            self.raw = tls_listener(
                 reactor,
                 config.raw_listen,
                 options,
@@ -71,20 +76,43 @@ class GatewayService(MultiService):
                 "the ponte protocol over TLS",
             )
             self.raw.setServiceParent(self)
+        self.tunnels = TunnelRegistry(
+            BulkTLSFactory(options, False, GatewayFactory(self.switchboard, reactor, limits, "tunnel")),
+            reactor,
+            TunnelLimits(
+                max_post=config.tunnel_max_post,
+                per_address=config.tunnel_per_address,
+                idle_expiry=config.tunnel_idle_expiry,
+                hold=config.tunnel_hold,
+                keepalive=config.tunnel_keepalive,
+                high_water=config.tunnel_high_water,
+            ),
+            IPv4Address("TCP", "0.0.0.0", 0),
+        )
+        site = make_site(
+            self.switchboard,
+            self.tunnels,
+            WebLimits(config.http_request_deadline, config.tunnel_max_post + 4096),
+            reactor,
+        )
         if config.https_listen:
-            self.https = TLSListener(
+            self.https = tls_listener(
                 reactor,
                 config.https_listen,
                 options,
                 SniffingFactory(
                     GatewayFactory(self.switchboard, reactor, limits, "https-port"),
-                    make_site(self.switchboard),
+                    site,
                     reactor,
                     config.handshake_timeout,
                 ),
                 "HTTPS and the ponte protocol",
             )
             self.https.setServiceParent(self)
+        self.http = None
+        if config.http_listen:
+            self.http = Listener(reactor, config.http_listen, site, "HTTP (request tunnel)")
+            self.http.setServiceParent(self)
         RetentionService(
             self.store, reactor, config.retention_days, config.purge_interval
         ).setServiceParent(self)

@@ -44,6 +44,7 @@ def make_config(directory: str, **overrides) -> configuration.GatewayConfig:
         state_dir=directory,
         raw_listen="tcp:0:interface=127.0.0.1",
         https_listen="tcp:0:interface=127.0.0.1",
+        http_listen="tcp:0:interface=127.0.0.1",
         certificate=os.path.join(tls, "gateway.crt"),
         key=os.path.join(tls, "gateway.key"),
         organisation="Test Org",
@@ -117,6 +118,7 @@ class RunningGateway:
         testcase.addCleanup(self.service.stopService)
         self.port = self.service.raw.port.getHost().port
         self.https_port = self.service.https.port.getHost().port
+        self.http_port = self.service.http.port.getHost().port
         with open(self.layout.path(self.layout.ca_certificate), "rb") as f:
             self.ca = f.read()
         self.switchboard = self.service.switchboard

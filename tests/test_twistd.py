@@ -93,7 +93,7 @@ class TwistdTests(unittest.TestCase):
         layout = support.make_state(state)
         text = (
             f"[gateway]\nstate_dir = {state}\n"
-            f"[listen]\nraw = {listen}\nhttps = tcp:0:interface=127.0.0.1\n"
+            f"[listen]\nraw = {listen}\nhttps = tcp:0:interface=127.0.0.1\nhttp = tcp:0:interface=127.0.0.1\n"
             f"[tls]\ncertificate = {layout.path('gateway.crt')}\nkey = {layout.path('gateway.key')}\n"
         )
         for section, body in sections.items():

@@ -95,6 +95,7 @@ state_dir = {state}
 [listen]
 raw = tcp:{port}:interface={host}
 https = off
+http = off
 
 [tls]
 certificate = {files.certificate}
