@@ -7,6 +7,7 @@ privileges are dropped.
 
 from twisted.application.service import Service
 from twisted.internet import endpoints
+from twisted.protocols.policies import WrappingFactory
 
 from gateway.fasttls import BulkTLSFactory
 
@@ -54,10 +55,24 @@ class Listener(Service):
         )
 
     def stopService(self):
+        """Stop listening and drop the connections still open."""
         super().stopService()
         if self.port is not None:
             port, self.port = self.port, None
+            for protocol in list(self._factory.protocols):
+                protocol.transport.abortConnection()
             return port.stopListening()
+
+
+class _Tracking(WrappingFactory):
+    """Keeps track of its connections (as the TLS factory does)."""
+
+    noisy = False
+
+
+def plain_listener(reactor, description: str, factory, what: str) -> Listener:
+    """A L{Listener} of plain TCP connections to C{factory}."""
+    return Listener(reactor, description, _Tracking(factory), what)
 
 
 def tls_listener(reactor, description: str, tls_options, factory, what: str) -> Listener:

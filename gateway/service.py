@@ -12,7 +12,7 @@ from gateway import config as configuration
 from twisted.internet.address import IPv4Address
 
 from gateway.fasttls import BulkTLSFactory
-from gateway.listener import Listener, tls_listener
+from gateway.listener import plain_listener, tls_listener
 from gateway.protocol import ConnectionLimits, GatewayFactory
 from gateway.retention import RetentionService
 from gateway.sniff import SniffingFactory
@@ -111,7 +111,7 @@ class GatewayService(MultiService):
             self.https.setServiceParent(self)
         self.http = None
         if config.http_listen:
-            self.http = Listener(reactor, config.http_listen, site, "HTTP (request tunnel)")
+            self.http = plain_listener(reactor, config.http_listen, site, "HTTP (request tunnel)")
             self.http.setServiceParent(self)
         RetentionService(
             self.store, reactor, config.retention_days, config.purge_interval

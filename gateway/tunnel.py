@@ -18,8 +18,11 @@ Requests (all answers C{Cache-Control: no-store}):
   are written as bytes come, with keepalive frames, for at most the hold
   time.  C{poll}: the response ends as soon as it carries some bytes, or
   empty after the hold time.  A new download replaces the previous one.
-- C{POST /t/ID/up?offset=N}: stream bytes from offset C{N}; a retried POST
-  delivers only what the gateway has not had (never a byte twice).
+- C{POST /t/ID/up?offset=N&ack=M}: stream bytes from offset C{N} (a
+  retried POST delivers only what the gateway has not had, never a byte
+  twice); C{ack} acknowledges the download up to C{M}, so that a long
+  streaming response does not hold the gateway's buffer (the body may be
+  empty for an acknowledgement alone).
 - C{POST /t/ID/close}.
 """
 
@@ -78,6 +81,7 @@ class ServerTunnel:
         self._acked = 0
         self._sent = 0
         self._download = None
+        self._download_from = 0
         self._download_mode = "stream"
         self._download_timers = []
         self._producer = None
@@ -158,10 +162,7 @@ class ServerTunnel:
         """Serve C{GET /t/ID/down}."""
         if not self._acked <= start <= self._sent:
             raise TunnelError(409, f"cannot resume at offset {start}: the tunnel has [{self._acked}, {self._sent}]")
-        self._touch()
-        del self._pending[: start - self._acked]
-        self._acked = start
-        self._maybe_resume_producer()
+        self.acknowledge(start)
         self._end_download()
         if self.disconnecting and start == self._sent:
             # The client has everything, up to the gateway's close.
@@ -182,8 +183,22 @@ class ServerTunnel:
         self._flush_download()
         return server.NOT_DONE_YET
 
-    def upload(self, request, offset: int, body: bytes):
+    def acknowledge(self, offset: int):
+        """The client has the download up to C{offset}: forget what is before."""
+        if offset > self._sent:
+            raise TunnelError(409, f"cannot acknowledge offset {offset}: only {self._sent} bytes were sent")
+        self._touch()
+        if offset <= self._acked:
+            return  # a retried request's older acknowledgement
+        del self._pending[: offset - self._acked]
+        self._acked = offset
+        self._download_from = max(self._download_from, offset) if self._download else offset
+        self._maybe_resume_producer()
+
+    def upload(self, request, offset: int, body: bytes, ack: int | None = None):
         """Serve C{POST /t/ID/up}."""
+        if ack is not None:
+            self.acknowledge(ack)
         if offset > self._received:
             raise TunnelError(409, f"gap: the tunnel expects offset {self._received}, not {offset}")
         self._touch()
@@ -339,12 +354,11 @@ class TunnelRegistry:
 class TunnelResource(resource.Resource):
     """C{/t/...}: the HTTP face of the L{TunnelRegistry}."""
 
+    isLeaf = True
+
     def __init__(self, registry: TunnelRegistry):
         super().__init__()
         self.registry = registry
-
-    def getChild(self, path, request):
-        return self
 
     def render(self, request):
         request.setHeader(b"cache-control", b"no-store")
@@ -379,7 +393,8 @@ class TunnelResource(resource.Resource):
             body = request.content.read(self.registry.limits.max_post + 1)
             if len(body) > self.registry.limits.max_post:
                 raise TunnelError(413, f"an upload may carry at most {self.registry.limits.max_post} bytes")
-            return tunnel.upload(request, _offset(request, b"offset"), body)
+            ack = _offset(request, b"ack") if b"ack" in request.args else None
+            return tunnel.upload(request, _offset(request, b"offset"), body, ack)
         if action == "close" and method == b"POST":
             tunnel.close_from_client()
             return b""

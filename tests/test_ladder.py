@@ -45,7 +45,7 @@ class LadderTests(unittest.TestCase):
     def setUp(self):
         self.gateway = support.RunningGateway(self)
         self.address = ladder.GatewayAddress(
-            "localhost", self.gateway.port, self.gateway.https_port, self.gateway.ca
+            "localhost", self.gateway.port, self.gateway.https_port, self.gateway.ca, self.gateway.http_port
         )
 
     async def reach(self, **kw):
@@ -81,7 +81,7 @@ class LadderTests(unittest.TestCase):
     def test_remembered_way_goes_first(self):
         memory = ladder.LadderMemory("https-port")
         connection, report = yield defer.ensureDeferred(self.reach(memory=memory))
-        self.assertEqual([a.way for a in report.attempts], ["https-port", "raw"])
+        self.assertEqual([a.way for a in report.attempts], ["https-port", "raw", "tunnel"])
         self.assertEqual(report.winner, "https-port")
 
     @defer.inlineCallbacks
@@ -100,7 +100,7 @@ class LadderTests(unittest.TestCase):
         with self.assertRaises(ladder.NoWayThrough) as raised:
             yield defer.ensureDeferred(self.reach(tcp=self.firewall()))
         self.assertEqual([a.detail for a in raised.exception.report.attempts],
-                         ["connection refused", "connection refused"])
+                         ["connection refused"] * 3)
         self.assertIn("no way to the gateway worked", str(raised.exception))
 
     @defer.inlineCallbacks
@@ -130,26 +130,44 @@ class LadderTests(unittest.TestCase):
             yield defer.ensureDeferred(
                 self.reach(proxy_settings=proxy.ProxySettings("127.0.0.1", port), tcp=self.firewall())
             )
-        self.assertEqual(raised.exception.report.attempts[-1].detail,
+        self.assertEqual(_attempt(raised.exception.report, "connect").detail,
                          "the proxy wants a username and password (407)")
         with self.assertRaises(ladder.NoWayThrough) as raised:
             yield defer.ensureDeferred(
                 self.reach(proxy_settings=proxy.ProxySettings("127.0.0.1", port, "ponte", "wrong"),
                            tcp=self.firewall())
             )
-        self.assertRegex(raised.exception.report.attempts[-1].detail,
+        self.assertRegex(_attempt(raised.exception.report, "connect").detail,
                          r"^the proxy refused the username and password \(40[17]\)$")
         yield defer.ensureDeferred(
             self.full_session(proxy_settings=proxy.ProxySettings("127.0.0.1", port, "ponte", "s3cret"),
                               tcp=self.firewall())
         )
 
-    async def full_session(self, **ladder_options):
+    @defer.inlineCallbacks
+    def test_proxy_refusing_connect(self):
+        """
+        Scenario 2: the proxy refuses CONNECT altogether: the request tunnel
+        gets through as plain HTTP requests (carrying verified TLS).
+        """
+        port = yield defer.ensureDeferred(proxies.tinyproxy(self, connect_ports=[1]))
+        yield defer.ensureDeferred(
+            self.full_session(proxy_settings=proxy.ProxySettings("127.0.0.1", port), tcp=self.firewall(),
+                              way="tunnel-proxy")
+        )
+
+    @defer.inlineCallbacks
+    def test_tunnel_straight_to_the_https_port(self):
+        """With only the tunnel allowed, it carries a whole session by itself."""
+        memory = ladder.LadderMemory("tunnel")
+        yield defer.ensureDeferred(self.full_session(memory=memory, way="tunnel"))
+
+    async def full_session(self, way="connect", **ladder_options):
         """Operator on raw TLS, agent by the ladder; 20 MiB each way and a small round trip."""
         control, events = await self.gateway.operator(self)
         created = await control.callRemote(commands.CreateSession)
         agent, report = await self.reach(**ladder_options)
-        self.assertEqual(report.winner, "connect")
+        self.assertEqual(report.winner, way, report.lines())
         await agent.callRemote(commands.Lookup, routing=created["routing"])
         size = 20 * MiB
         to_agent, to_operator = support.Receiver(size + 5), support.Receiver(size + 5)
@@ -174,6 +192,10 @@ class LadderTests(unittest.TestCase):
         await support.wait_for(lambda: to_agent.count == size + 5)
         self.assertEqual(to_operator.sha.hexdigest(), _sha(sent_up, b"ping!", size, b"up"))
         self.assertEqual(to_agent.sha.hexdigest(), _sha(sent_down, b"pong!", size, b"down"))
+
+
+def _attempt(report, way):
+    return [a for a in report.attempts if a.way == way][0]
 
 
 def _sha(_, tail, size, seed):

@@ -5,7 +5,10 @@ costs at most the stagger:
 
 1. C{raw}: TLS to the raw port;
 2. C{https-port}: TLS to the HTTPS port (firewalls that only let 443 out);
-3. C{connect}: the same through the HTTP proxy's C{CONNECT} tunnel.
+3. C{connect}: the same through the HTTP proxy's C{CONNECT} tunnel;
+4. C{tunnel}: the HTTPS request tunnel, straight to the HTTPS port;
+5. C{tunnel-proxy}: the request tunnel as plain HTTP requests through the
+   proxy to the gateway's HTTP port (for proxies that refuse CONNECT).
 
 A way counts as working once TLS is verified and the gateway answered
 C{Hello}.  The first to work wins; the others are stopped.  The winner is
@@ -18,11 +21,13 @@ import attrs
 from twisted.internet import defer, endpoints, error
 from twisted.internet.interfaces import IReactorTCP
 
-from wire import client, proxy, tls
+from wire import client, https, proxy, tls, tunnel
 
 RAW = "raw"
 HTTPS_PORT = "https-port"
 CONNECT = "connect"
+TUNNEL = "tunnel"
+TUNNEL_PROXY = "tunnel-proxy"
 
 
 @attrs.frozen
@@ -33,6 +38,7 @@ class GatewayAddress:
     raw_port: int
     https_port: int
     ca_pem: bytes = attrs.field(repr=False)
+    http_port: int | None = None
 
 
 @attrs.frozen
@@ -96,7 +102,7 @@ def describe(failure) -> str:
             "the gateway's certificate does not verify: a proxy may be intercepting TLS "
             "(refusing to continue)"
         )
-    if isinstance(value, proxy.ProxyError):
+    if isinstance(value, (proxy.ProxyError, tunnel.TunnelFailed)):
         return str(value)
     if isinstance(value, (defer.CancelledError, defer.TimeoutError, error.TimeoutError)):
         return "no answer in time"
@@ -131,7 +137,9 @@ class Ladder:
 
     def ways(self) -> list[str]:
         """The ways to try, in order (the remembered winner first)."""
-        ways = [RAW, HTTPS_PORT] + ([CONNECT] if self.proxy else [])
+        ways = [RAW, HTTPS_PORT] + ([CONNECT] if self.proxy else []) + [TUNNEL]
+        if self.proxy and self.address.http_port:
+            ways.append(TUNNEL_PROXY)
         if self.memory.last in ways:
             ways.remove(self.memory.last)
             ways.insert(0, self.memory.last)
@@ -151,6 +159,12 @@ class Ladder:
                 self._reactor, self.proxy.host, self.proxy.port, timeout=timeout
             )
             inner = proxy.HTTPConnectEndpoint(to_proxy, a.host, a.https_port, self.proxy)
+        elif way == TUNNEL:
+            route = tunnel.direct_route(self._tcp, a.host, a.https_port, https.Policy(a.ca_pem))
+            inner = tunnel.TunnelEndpoint(self._reactor, route)
+        elif way == TUNNEL_PROXY:
+            route = tunnel.proxy_route(self._reactor, a.host, a.http_port, self.proxy)
+            inner = tunnel.TunnelEndpoint(self._reactor, route)
         else:
             raise ValueError(f"unknown way {way!r}")
         return endpoints.wrapClientTLS(options, inner)
