@@ -201,6 +201,8 @@ class ClientTunnel:
         self._outgoing = bytearray()
         self._uploaded = 0  # offset of the first byte of _outgoing
         self._uploading = False
+        self._upload_d = None
+        self._download_body = None
         self._acknowledged = 0  # download offset last acknowledged
         self._producer = None
         self._producer_paused = False
@@ -300,6 +302,7 @@ class ClientTunnel:
         if response.code != 200:
             raise TunnelFailed(f"download answered {response.code}")
         body = _DownloadBody(self, number)
+        self._download_body = body
         response.deliverBody(body)
         return body.done
 
@@ -375,10 +378,12 @@ class ClientTunnel:
         d = defer.ensureDeferred(
             _request(self._reactor, self.route, b"POST", path, chunk, self.limits.request_timeout)
         )
+        self._upload_d = d
         d.addBoth(self._uploaded_answer)
 
     def _uploaded_answer(self, result):
         self._uploading = False
+        self._upload_d = None
         if self.closed:
             return
         if isinstance(result, Failure):
@@ -412,9 +417,13 @@ class ClientTunnel:
         for call in [self._detect_call, *self._retries.values()]:
             if call is not None and call.active():
                 call.cancel()
-        d, self._download_d = self._download_d, None
-        if d is not None:
-            d.cancel()
+        body, self._download_body = self._download_body, None
+        if body is not None and body.transport is not None:
+            body.transport.stopProducing()  # drops a response still streaming
+        for d in (self._download_d, self._upload_d):
+            if d is not None:
+                d.cancel()
+        self._download_d = self._upload_d = None
         if self._producer is not None:
             self._producer.stopProducing()
         path = b"/t/%s/close" % self.id.encode()
