@@ -4,6 +4,7 @@ the configuration each scenario needs; and a firewall for a client's direct
 connections.
 """
 
+import io
 import os
 import socket
 
@@ -127,3 +128,107 @@ async def black_hole(testcase) -> int:
     port = reactor.listenTCP(0, protocol.Factory.forProtocol(_Silent), interface="127.0.0.1")
     testcase.addCleanup(port.stopListening)
     return port.getHost().port
+
+
+class ProxyStats:
+    """What a test proxy did."""
+
+    def __init__(self):
+        self.cuts = 0
+
+
+async def buffering_proxy(testcase, cut_after: float | None = None, stats: ProxyStats | None = None) -> int:
+    """
+    Start a small HTTP proxy in this process (stopped when the test ends);
+    returns its port (and counts in C{stats} what it did).  It forwards absolute-URI requests (no CONNECT) and,
+    like some corporate proxies, hands a response to the client only once it
+    is complete.  With C{cut_after}, it instead passes responses through as
+    they come but cuts each one off after that many seconds.
+    """
+    from twisted.web import client as web_client, resource, server
+    from twisted.web.http_headers import Headers
+
+    pool = web_client.HTTPConnectionPool(reactor, persistent=False)
+    agent = web_client.Agent(reactor, pool=pool)
+
+    class Forward(resource.Resource):
+        isLeaf = True
+
+        def render(self, request):
+            if request.method == b"CONNECT":
+                request.setResponseCode(405)
+                return b"CONNECT is not allowed here\n"
+            body = request.content.read()
+            headers = Headers(
+                {k: v for k, v in request.requestHeaders.getAllRawHeaders() if k.lower() not in _HOP_BY_HOP}
+            )
+            producer = web_client.FileBodyProducer(io.BytesIO(body)) if body or request.method == b"POST" else None
+            d = agent.request(request.method, request.uri, headers, producer)
+            d.addCallback(self._relay, request)
+            d.addErrback(self._failed, request)
+            return server.NOT_DONE_YET
+
+        def _relay(self, response, request):
+            request.setResponseCode(response.code)
+            for name, values in response.headers.getAllRawHeaders():
+                if name.lower() not in (b"content-length", b"transfer-encoding", b"connection"):
+                    request.responseHeaders.setRawHeaders(name, values)
+            if cut_after is None:
+                return web_client.readBody(response).addCallback(self._finish, request)
+            passing = _PassThrough(request, stats)
+            response.deliverBody(passing)
+            cut = reactor.callLater(cut_after, passing.cut)
+            passing.done.addBoth(lambda _: cut.cancel() if cut.active() else None)
+            return passing.done
+
+        def _finish(self, body, request):
+            if not request._disconnected:
+                request.write(body)
+                request.finish()
+
+        def _failed(self, failure, request):
+            if not request._disconnected and not request.finished:
+                request.setResponseCode(502)
+                request.write(failure.getErrorMessage().encode("utf-8", "replace"))
+                request.finish()
+
+    site = server.Site(Forward())
+    site.noisy = False
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+
+    async def stop():
+        await port.stopListening()
+        await pool.closeCachedConnections()
+
+    testcase.addCleanup(lambda: defer.ensureDeferred(stop()))
+    return port.getHost().port
+
+
+_HOP_BY_HOP = (b"host", b"proxy-authorization", b"connection", b"content-length", b"transfer-encoding")
+
+
+class _PassThrough(protocol.Protocol):
+    """Copies a response body to the client's request until cut off."""
+
+    def __init__(self, request, stats):
+        self.request = request
+        self.stats = stats
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data):
+        if not self.request._disconnected and not self.request.finished:
+            self.request.write(data)
+
+    def connectionLost(self, reason):
+        if not self.request._disconnected and not self.request.finished:
+            self.request.finish()
+        if not self.done.called:
+            self.done.callback(None)
+
+    def cut(self):
+        """End the client's response early and drop the gateway's."""
+        if self.stats is not None:
+            self.stats.cuts += 1
+        if not self.request._disconnected and not self.request.finished:
+            self.request.finish()
+        self.transport.stopProducing()

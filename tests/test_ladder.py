@@ -162,7 +162,7 @@ class LadderTests(unittest.TestCase):
         memory = ladder.LadderMemory("tunnel")
         yield defer.ensureDeferred(self.full_session(memory=memory, way="tunnel"))
 
-    async def full_session(self, way="connect", **ladder_options):
+    async def full_session(self, way="connect", slow=False, **ladder_options):
         """Operator on raw TLS, agent by the ladder; 20 MiB each way and a small round trip."""
         control, events = await self.gateway.operator(self)
         created = await control.callRemote(commands.CreateSession)
@@ -185,6 +185,9 @@ class LadderTests(unittest.TestCase):
         up.start()
         down.start()
         sent_up, sent_down = await defer.gatherResults([up.done, down.done])
+        if slow:
+            # Let the transfer span several cut-off responses.
+            await support.wait_for(lambda: to_agent.count >= size, timeout=30)
         # A small message each way completes the count and shows the round trip.
         agent_leg.transport.write(b"ping!")
         await support.wait_for(lambda: to_operator.count == size + 5)
@@ -192,6 +195,7 @@ class LadderTests(unittest.TestCase):
         await support.wait_for(lambda: to_agent.count == size + 5)
         self.assertEqual(to_operator.sha.hexdigest(), _sha(sent_up, b"ping!", size, b"up"))
         self.assertEqual(to_agent.sha.hexdigest(), _sha(sent_down, b"pong!", size, b"down"))
+        return agent
 
 
 def _attempt(report, way):
@@ -223,3 +227,38 @@ class _Nothing:
         from twisted.internet.protocol import Protocol
 
         return Protocol()
+
+
+class AwkwardProxyTests(LadderTests):
+    """Proxies that buffer or cut responses: the tunnel still carries everything."""
+
+    def setUp(self):
+        self.gateway = support.RunningGateway(self, tunnel_hold=3.0, tunnel_keepalive=1.0)
+        self.address = ladder.GatewayAddress(
+            "localhost", self.gateway.port, self.gateway.https_port, self.gateway.ca, self.gateway.http_port
+        )
+
+    @defer.inlineCallbacks
+    def test_buffering_proxy(self):
+        """
+        Scenario 3: the proxy hands out responses only once complete: the
+        tunnel notices, falls back to long-polling, and a whole session works.
+        """
+        port = yield defer.ensureDeferred(proxies.buffering_proxy(self))
+        agent = yield defer.ensureDeferred(
+            self.full_session(proxy_settings=proxy.ProxySettings("127.0.0.1", port), tcp=self.firewall(),
+                              way="tunnel-proxy")
+        )
+        self.assertEqual(agent.transport.transport.mode, "poll")
+
+    @defer.inlineCallbacks
+    def test_proxy_cutting_streams(self):
+        """A proxy that cuts every streaming response short loses and repeats nothing."""
+        stats = proxies.ProxyStats()
+        port = yield defer.ensureDeferred(proxies.buffering_proxy(self, cut_after=0.05, stats=stats))
+        agent = yield defer.ensureDeferred(
+            self.full_session(proxy_settings=proxy.ProxySettings("127.0.0.1", port), tcp=self.firewall(),
+                              way="tunnel-proxy", slow=True)
+        )
+        self.assertEqual(agent.transport.transport.mode, "stream")
+        self.assertGreaterEqual(stats.cuts, 3)
