@@ -64,7 +64,7 @@ class LadderTests(unittest.TestCase):
         self.assertEqual(report.winner, "raw")
         self.assertEqual(memory.last, "raw")
         self.assertTrue(report.attempts[0].ok)
-        self.assertIn("<- in use", report.lines()[0])
+        self.assertIn("<- chosen", report.lines()[0])
 
     @defer.inlineCallbacks
     def test_black_holed_raw_port_costs_only_the_stagger(self):

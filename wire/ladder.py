@@ -20,6 +20,7 @@ plaintext nor to an unverified certificate.
 import attrs
 from twisted.internet import defer, endpoints, error
 from twisted.internet.interfaces import IReactorTCP
+from twisted.python.failure import Failure
 
 from wire import client, https, proxy, tls, tunnel
 
@@ -73,7 +74,7 @@ class Report:
         out = []
         for a in self.attempts:
             mark = "ok  " if a.ok else "fail"
-            chosen = "  <- in use" if a.way == self.winner else ""
+            chosen = "  <- chosen" if a.way == self.winner else ""
             out.append(f"{mark} {a.way:<11} {a.seconds * 1000:7.1f} ms  {a.detail}{chosen}")
         return out
 
@@ -177,6 +178,31 @@ class Ladder:
             connection.transport.abortConnection()
             raise
         return connection
+
+    async def probe(self, role: str) -> Report:
+        """
+        Try every way at once, each on its own, and report how each fared
+        (for a connectivity test); every connection made is closed again.
+        """
+        clock = self._reactor
+        ways = self.ways()
+
+        async def one(way):
+            started = clock.seconds()
+            d = defer.ensureDeferred(self._try(way, role, None))
+            d.addTimeout(self.limits.deadline, clock)
+            try:
+                connection = await d
+            except Exception:
+                return Attempt(way, False, clock.seconds() - started, describe(Failure()))
+            elapsed = clock.seconds() - started
+            connection.transport.loseConnection()
+            await connection.lost
+            return Attempt(way, True, elapsed, "got through")
+
+        attempts = await defer.gatherResults([defer.ensureDeferred(one(w)) for w in ways])
+        working = [a for a in attempts if a.ok]
+        return Report(working[0].way if working else None, tuple(attempts))
 
     async def connect(self, role: str, on_event=None) -> tuple[client.GatewayClient, Report]:
         """

@@ -1,0 +1,125 @@
+"""
+What the benchmark runs on: the gateway in its own process (C{twistd
+ponte}, with the HTTPS and HTTP ports on), a stand-in for the test case
+that the proxies of L{tests.proxies} and the helpers of L{tests.support}
+expect, and a watch on other work on the machine.
+"""
+
+import os
+import re
+
+import attrs
+from twisted.internet import defer
+from twisted.python import failure
+
+from bench.relay import endpoints, procstat, relays
+from bench.relay.errors import BenchError
+
+
+class Cleanups:
+    """
+    The two methods of a trial C{TestCase} that the test helpers use:
+    C{mktemp()} (a fresh path under C{directory}, not created) and
+    C{addCleanup()}.  L{run} runs the cleanups, last added first.
+    """
+
+    def __init__(self, directory: str):
+        self._directory = directory
+        self._count = 0
+        self._cleanups = []
+
+    def mktemp(self) -> str:
+        """A path under the benchmark's directory that nothing uses yet."""
+        self._count += 1
+        return os.path.join(self._directory, f"tmp{self._count}")
+
+    def addCleanup(self, function, *args, **kwargs) -> None:  # noqa: N802 (TestCase's name)
+        """Call C{function(*args, **kwargs)} in L{run} (it may return a Deferred)."""
+        self._cleanups.append((function, args, kwargs))
+
+    async def run(self) -> list[str]:
+        """Run every cleanup, even after one failed; returns what failed."""
+        errors = []
+        while self._cleanups:
+            function, args, kwargs = self._cleanups.pop()
+            try:
+                await defer.maybeDeferred(function, *args, **kwargs)
+            except Exception:
+                errors.append(failure.Failure().getErrorMessage())
+        return errors
+
+
+@attrs.frozen
+class GatewayServer:
+    """The gateway's process and where it listens."""
+
+    process: relays.RelayProcess
+    setup: relays.GatewaySetup
+    https_port: int
+    http_port: int
+
+    @property
+    def raw_port(self) -> int:
+        return self.setup.port
+
+    def ca_pem(self) -> bytes:
+        """The CA certificate the clients trust."""
+        with open(self.setup.files.ca, "rb") as f:
+            return f.read()
+
+
+def start_gateway(directory: str) -> GatewayServer:
+    """
+    Make a temporary state and configuration as the relay benchmark does,
+    turn the HTTPS and HTTP listeners on (free ports on 127.0.0.1), and
+    run C{twistd -n ponte} on it until all three ports listen.
+    """
+    setup = relays.make_gateway_state(directory)
+    https_port, http_port = endpoints.free_port(), endpoints.free_port()
+    _listen(setup.config, {"https": https_port, "http": http_port})
+    process = relays.start_gateway(setup, directory)
+    try:
+        for port in (https_port, http_port):
+            process.wait_listening(port)
+    except BaseException:
+        process.stop()
+        raise
+    return GatewayServer(process, setup, https_port, http_port)
+
+
+def _listen(config: str, ports: dict[str, int]) -> None:
+    """Replace C{NAME = off} in the C{[listen]} section by a port on 127.0.0.1."""
+    with open(config, encoding="utf-8") as f:
+        text = f.read()
+    for name, port in ports.items():
+        text, found = re.subn(
+            rf"^{name} = off$", f"{name} = tcp:{port}:interface={endpoints.HOST}", text, flags=re.M
+        )
+        if found != 1:
+            raise BenchError(f"the relay benchmark's gateway configuration has no '{name} = off' line")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes started by C{pid}, their children, and so on."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    text = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry)] = int(text[text.rindex(")") + 2 :].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def other_load() -> procstat.OtherLoad:
+    """CPU use of processes other than this one and its children, from now on."""
+    me = os.getpid()
+    return procstat.OtherLoad({me} | descendants(me))
