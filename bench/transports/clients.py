@@ -60,7 +60,7 @@ class Gateway:
     password: str = attrs.field(repr=False)
     proxies: dict  # way -> proxy.ProxySettings, for the ways through a proxy
 
-    def ladder(self, address: ladder.GatewayAddress | None = None) -> ladder.Ladder:
+    def racing_ladder(self, address: ladder.GatewayAddress | None = None) -> ladder.Ladder:
         """A ladder with the CONNECT proxy configured, as an office client would have it."""
         return ladder.Ladder(reactor, address or self.address, self.proxies.get(ladder.CONNECT))
 
