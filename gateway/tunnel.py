@@ -33,13 +33,12 @@ import secrets
 import attrs
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
 from twisted.python.failure import Failure
 from twisted.web import resource, server
-from zope.interface import implementer
 
 from wire import logs
 from wire.tunnel_frames import DATA, KEEPALIVE, frame
+from wire.virtual import VirtualTransport
 
 log = logs.logger(__name__)
 
@@ -64,8 +63,7 @@ class TunnelError(Exception):
         self.code = code
 
 
-@implementer(ITransport, IConsumer, IPushProducer)
-class ServerTunnel:
+class ServerTunnel(VirtualTransport):
     """One tunnel: the transport of one protocol, fed by HTTP requests."""
 
     def __init__(self, registry: "TunnelRegistry", tunnel_id: str, peer: IPv4Address, host: IPv4Address):
@@ -84,11 +82,8 @@ class ServerTunnel:
         self._download_from = 0
         self._download_mode = "stream"
         self._download_timers = []
-        self._producer = None
-        self._producer_paused = False
         # Upstream.
         self._received = 0
-        self._paused = False
         self._held = []
         self._expiry = None
 
@@ -104,13 +99,7 @@ class ServerTunnel:
         self._pending += data
         self._sent += len(data)
         self._flush_download()
-        if self._producer is not None and not self._producer_paused:
-            if len(self._pending) > self.limits.high_water:
-                self._producer_paused = True
-                self._producer.pauseProducing()
-
-    def writeSequence(self, data):
-        self.write(b"".join(data))
+        self._queued(len(self._pending), self.limits.high_water)
 
     def loseConnection(self):
         self.disconnecting = True
@@ -125,26 +114,6 @@ class ServerTunnel:
     def getHost(self):
         return self._host
 
-    def setTcpNoDelay(self, enabled):
-        """Requests are always sent at once; nothing to do."""
-
-    def setTcpKeepAlive(self, enabled):
-        """Idle tunnels expire on their own; nothing to do."""
-
-    # -- IConsumer (the protocol writing to us) ----------------------------
-
-    def registerProducer(self, producer, streaming):
-        self._producer = producer
-        self._producer_paused = False
-
-    def unregisterProducer(self):
-        self._producer = None
-
-    # -- IPushProducer (us feeding the protocol) ---------------------------
-
-    def pauseProducing(self):
-        self._paused = True
-
     def resumeProducing(self):
         self._paused = False
         held, self._held = self._held, []
@@ -152,9 +121,6 @@ class ServerTunnel:
             if self.closed:
                 break
             self._deliver(request, data)
-
-    def stopProducing(self):
-        self.abortConnection()
 
     # -- requests ----------------------------------------------------------
 
@@ -193,7 +159,7 @@ class ServerTunnel:
         del self._pending[: offset - self._acked]
         self._acked = offset
         self._download_from = max(self._download_from, offset) if self._download else offset
-        self._maybe_resume_producer()
+        self._drained(len(self._pending), self.limits.high_water)
 
     def upload(self, request, offset: int, body: bytes, ack: int | None = None):
         """Serve C{POST /t/ID/up}."""
@@ -258,12 +224,6 @@ class ServerTunnel:
                 if timer.active():
                     timer.cancel()
             self._download_timers = []
-
-    def _maybe_resume_producer(self):
-        if self._producer is not None and self._producer_paused:
-            if len(self._pending) <= self.limits.high_water // 2:
-                self._producer_paused = False
-                self._producer.resumeProducing()
 
     def _touch(self):
         if self._expiry is not None and self._expiry.active():

@@ -19,7 +19,7 @@ import json
 import attrs
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IConsumer, IPushProducer, IStreamClientEndpoint, ITransport
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web import client as web
@@ -27,6 +27,7 @@ from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from wire import logs, tunnel_frames
+from wire.virtual import VirtualTransport
 
 log = logs.logger(__name__)
 
@@ -158,8 +159,7 @@ class _DownloadBody(Protocol):
         self.done.callback(None)
 
 
-@implementer(ITransport, IConsumer, IPushProducer)
-class ClientTunnel:
+class ClientTunnel(VirtualTransport):
     """The transport of a tunnelled connection, on the client's side."""
 
     def __init__(self, reactor, route: TunnelRoute, tunnel_id: str, max_post: int, limits: TunnelClientLimits):
@@ -183,9 +183,6 @@ class ClientTunnel:
         self._upload_d = None
         self._download_body = None
         self._acknowledged = 0  # download offset last acknowledged
-        self._producer = None
-        self._producer_paused = False
-        self._paused = False
         self._stash = []
         self._failures = {"down": 0, "up": 0}
         self._retries = {}
@@ -197,12 +194,7 @@ class ClientTunnel:
             return
         self._outgoing += data
         self._upload()
-        if self._producer is not None and not self._producer_paused and len(self._outgoing) > self.limits.high_water:
-            self._producer_paused = True
-            self._producer.pauseProducing()
-
-    def writeSequence(self, data):
-        self.write(b"".join(data))
+        self._queued(len(self._outgoing), self.limits.high_water)
 
     def loseConnection(self):
         if self.disconnecting or self.closed:
@@ -217,29 +209,6 @@ class ClientTunnel:
     def getPeer(self):
         return IPv4Address("TCP", self.route.base.split(b"//")[1].rsplit(b":", 1)[0].decode(), 0)
 
-    def getHost(self):
-        return IPv4Address("TCP", "0.0.0.0", 0)
-
-    def setTcpNoDelay(self, enabled):
-        """Requests are sent at once; nothing to do."""
-
-    def setTcpKeepAlive(self, enabled):
-        """The tunnel keeps itself alive; nothing to do."""
-
-    # -- IConsumer ---------------------------------------------------------
-
-    def registerProducer(self, producer, streaming):
-        self._producer = producer
-        self._producer_paused = False
-
-    def unregisterProducer(self):
-        self._producer = None
-
-    # -- IPushProducer -----------------------------------------------------
-
-    def pauseProducing(self):
-        self._paused = True
-
     def resumeProducing(self):
         self._paused = False
         stash, self._stash = self._stash, []
@@ -247,9 +216,6 @@ class ClientTunnel:
             self._deliver(data)
         if self._download_d is None and not self.closed:
             self._download()
-
-    def stopProducing(self):
-        self.abortConnection()
 
     # -- downloads ---------------------------------------------------------
 
@@ -379,9 +345,7 @@ class ClientTunnel:
         received = int(json.loads(body)["received"])
         del self._outgoing[: received - self._uploaded]
         self._uploaded = received
-        if self._producer is not None and self._producer_paused and len(self._outgoing) <= self.limits.high_water // 2:
-            self._producer_paused = False
-            self._producer.resumeProducing()
+        self._drained(len(self._outgoing), self.limits.high_water)
         if self._outgoing or self._reader.position - self._acknowledged >= self.limits.ack_every:
             self._upload()
         elif self.disconnecting:
