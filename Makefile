@@ -13,7 +13,7 @@ BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test init venv lock bench clean
+.PHONY: run test init venv lock bench bench-transports clean
 
 run: $(BIN)/.ready
 	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
@@ -42,6 +42,10 @@ lock: $(BIN)/.ready
 bench: $(BIN)/.ready
 	@tools/ensure-debs $(BENCH_DEBS)
 	$(BIN)/python bench/relay/run.py
+
+bench-transports: $(BIN)/.ready
+	@tools/ensure-debs tinyproxy
+	$(BIN)/python bench/transports/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache

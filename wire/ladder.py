@@ -75,7 +75,7 @@ class Report:
         for a in self.attempts:
             mark = "ok  " if a.ok else "fail"
             chosen = "  <- chosen" if a.way == self.winner else ""
-            out.append(f"{mark} {a.way:<11} {a.seconds * 1000:7.1f} ms  {a.detail}{chosen}")
+            out.append(f"{mark} {a.way:<12} {a.seconds * 1000:7.1f} ms  {a.detail}{chosen}")
         return out
 
 

@@ -283,7 +283,12 @@ class ClientTunnel(VirtualTransport):
         if isinstance(result, Failure) and not result.check(defer.CancelledError):
             self._retry("down", self._download, result)
             return None
-        self._download()
+        if self.mode == "poll":
+            # An answer to what just arrived is written on the next reactor
+            # turn (TLS gathers small writes); let its upload go out first.
+            self._retries["next"] = self._reactor.callLater(0, self._download)
+        else:
+            self._download()
         return None
 
     def _retry(self, direction: str, action, failure):

@@ -75,7 +75,7 @@ def start_gateway(directory: str) -> GatewayServer:
     run C{twistd -n ponte} on it until all three ports listen.
     """
     setup = relays.make_gateway_state(directory)
-    https_port, http_port = endpoints.free_port(), endpoints.free_port()
+    https_port, http_port = _free_ports(2, avoid={setup.port})
     _listen(setup.config, {"https": https_port, "http": http_port})
     process = relays.start_gateway(setup, directory)
     try:
@@ -85,6 +85,16 @@ def start_gateway(directory: str) -> GatewayServer:
         process.stop()
         raise
     return GatewayServer(process, setup, https_port, http_port)
+
+
+def _free_ports(count: int, avoid: set[int]) -> list[int]:
+    """C{count} different free ports, none in C{avoid} (the kernel may hand out a port twice)."""
+    ports = []
+    while len(ports) < count:
+        port = endpoints.free_port()
+        if port not in avoid and port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _listen(config: str, ports: dict[str, int]) -> None:
@@ -117,6 +127,30 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+def child_named(name: str) -> int:
+    """The process id of this process's descendant called C{name}."""
+    for pid in descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8") as f:
+                if f.read().strip() == name:
+                    return pid
+        except OSError:
+            continue
+    raise BenchError(f"no process called {name} among this process's children")
+
+
+class CpuMeter:
+    """CPU seconds used by some processes (name -> pid) since the meter was made."""
+
+    def __init__(self, pids: dict[str, int]):
+        self._pids = pids
+        self._before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds per name since the start."""
+        return {name: procstat.cpu_seconds(pid) - self._before[name] for name, pid in self._pids.items()}
 
 
 def other_load() -> procstat.OtherLoad:

@@ -76,7 +76,8 @@ class _PingPong:
             return
         self.trips.append(time.perf_counter() - self.sent_at)
         if self.waiting < 0:
-            self.done.errback(BenchError(f"{self.session.way}: {-self.waiting} bytes more came back than were sent"))
+            extra = -self.waiting
+            self.done.errback(BenchError(f"{self.session.way}: {extra} bytes more came back than were sent"))
         elif len(self.trips) < self.count:
             self.send()
         else:
@@ -106,7 +107,8 @@ async def request_times(gateway: Gateway, settings, count: int, warmup: int) -> 
     try:
         for _ in range(warmup + count):
             started = time.perf_counter()
-            response = await _within(route.agent.request(b"GET", route.base + b"/health", headers), "GET /health")
+            sent = route.agent.request(b"GET", route.base + b"/health", headers)
+            response = await _within(sent, "GET /health")
             await _within(web.readBody(response), "GET /health's body")
             times.append(time.perf_counter() - started)
             if response.code != 200:
