@@ -77,6 +77,15 @@ class LadderTests(unittest.TestCase):
         self.assertLess(reactor.seconds() - started, 2.5)
         self.assertEqual(report.attempts[0].detail, "stopped: another way got through first")
 
+    def test_memory_in_a_file(self):
+        path = self.mktemp()
+        self.assertIsNone(ladder.LadderMemory(path=path).last)
+        ladder.LadderMemory(path=path).last = "tunnel"
+        self.assertEqual(ladder.LadderMemory(path=path).last, "tunnel")
+        with open(path, "w") as f:
+            f.write("carrier-pigeon\n")
+        self.assertIsNone(ladder.LadderMemory(path=path).last)
+
     @defer.inlineCallbacks
     def test_remembered_way_goes_first(self):
         memory = ladder.LadderMemory("https-port")

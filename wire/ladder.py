@@ -29,6 +29,7 @@ HTTPS_PORT = "https-port"
 CONNECT = "connect"
 TUNNEL = "tunnel"
 TUNNEL_PROXY = "tunnel-proxy"
+ALL_WAYS = (RAW, HTTPS_PORT, CONNECT, TUNNEL, TUNNEL_PROXY)
 
 
 @attrs.frozen
@@ -88,10 +89,36 @@ class NoWayThrough(Exception):
 
 
 class LadderMemory:
-    """Remembers the way that worked last (in memory; callers may persist it)."""
+    """
+    Remembers the way that worked last, in memory or, given a C{path}, in a
+    small file so that the next run of the program starts with it.
+    """
 
-    def __init__(self, last: str | None = None):
-        self.last = last
+    def __init__(self, last: str | None = None, path: str | None = None):
+        self._path = path
+        self._last = last
+        if path is not None and last is None:
+            try:
+                with open(path, encoding="ascii") as f:
+                    remembered = f.read().strip()
+            except (OSError, UnicodeDecodeError):
+                remembered = ""
+            self._last = remembered if remembered in ALL_WAYS else None
+
+    @property
+    def last(self) -> str | None:
+        """The way that worked last, if any."""
+        return self._last
+
+    @last.setter
+    def last(self, way: str) -> None:
+        self._last = way
+        if self._path is not None:
+            try:
+                with open(self._path, "w", encoding="ascii") as f:
+                    f.write(way + "\n")
+            except OSError:
+                pass  # a cache: losing it costs only the first try
 
 
 def describe(failure) -> str:
