@@ -179,7 +179,7 @@ class ServerTunnel(VirtualTransport):
         self._received += len(data)
         if data and self.protocol is not None:
             self.protocol.dataReceived(data)
-        if not request.finished and not request._disconnected:
+        if _answerable(request):
             request.setHeader(b"content-type", b"application/json")
             request.write(json.dumps({"received": self._received}).encode())
             request.finish()
@@ -214,7 +214,7 @@ class ServerTunnel(VirtualTransport):
             if timer.active():
                 timer.cancel()
         self._download_timers = []
-        if request is not None and not request.finished and not request._disconnected:
+        if request is not None and _answerable(request):
             request.finish()
 
     def _download_gone(self, _, request):
@@ -247,7 +247,7 @@ class ServerTunnel(VirtualTransport):
             self._expiry.cancel()
         self._end_download()
         for request, _ in self._held:
-            if not request.finished and not request._disconnected:
+            if _answerable(request):
                 request.setResponseCode(410)
                 request.finish()
         self._held = []
@@ -359,6 +359,11 @@ class TunnelResource(resource.Resource):
             tunnel.close_from_client()
             return b""
         raise TunnelError(405, "no such tunnel request")
+
+
+def _answerable(request) -> bool:
+    """Whether C{request} can still be answered (not finished, client still there)."""
+    return not request.finished and not request._disconnected
 
 
 def _argument(request, name: bytes, default: str) -> str:
