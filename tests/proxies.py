@@ -1,12 +1,15 @@
 """
-Real HTTP proxies for the tests: Debian's tinyproxy on 127.0.0.1, with
-the configuration each scenario needs; and a firewall for a client's direct
-connections.
+Real HTTP proxies for the tests: Debian's tinyproxy (and squid) on
+127.0.0.1, with the configuration each scenario needs; and a firewall for a
+client's direct connections.
 """
 
 import io
 import os
+import pwd
+import shutil
 import socket
+import tempfile
 
 from twisted.internet import defer, error, protocol, reactor
 from twisted.python.failure import Failure
@@ -78,6 +81,102 @@ async def tinyproxy(testcase, connect_ports=(), credentials=None) -> int:
 def _accepting(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def squid(testcase, connect_ports=()) -> int:
+    """
+    Start Debian's squid in the foreground (stopped when the test ends);
+    returns its port.  It serves only C{CONNECT} from 127.0.0.1 to
+    127.0.0.1 on C{connect_ports}, caches nothing and needs no DNS.
+
+    Its configuration, pid file, logs and core dumps are in a directory of
+    its own under the system's temporary directory (removed when the test
+    ends), not under C{testcase.mktemp()}: started as root, squid drops to
+    the C{proxy} user, which must be able to write there (and may not reach
+    into the caller's private directories).
+    """
+    directory = tempfile.mkdtemp(prefix="ponte-squid-")
+    testcase.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+    port = free_port()
+    lines = [
+        f"http_port 127.0.0.1:{port}",
+        "visible_hostname localhost",
+        "acl from_here src 127.0.0.1/32",
+        "acl to_here dst 127.0.0.1/32",
+        "acl CONNECT method CONNECT",
+    ]
+    if connect_ports:
+        lines.append("acl allowed_ports port " + " ".join(str(p) for p in connect_ports))
+        lines.append("http_access allow from_here CONNECT to_here allowed_ports")
+    lines += [
+        "http_access deny all",
+        "cache deny all",
+        f"pid_filename {directory}/squid.pid",
+        f"cache_log {directory}/cache.log",
+        f"access_log stdio:{directory}/access.log",
+        "cache_store_log none",
+        "netdb_filename none",
+        "logfile_rotate 0",
+        f"coredump_dir {directory}",
+        "pinger_enable off",
+        "shutdown_lifetime 0 seconds",
+        "max_filedescriptors 4096",
+        # Only IP addresses are expected; names come from /etc/hosts, never from DNS.
+        "hosts_file /etc/hosts",
+        "dns_nameservers 127.0.0.1",
+    ]
+    if os.geteuid() == 0:
+        user = _squid_user()
+        lines.append(f"cache_effective_user {user.pw_name}")
+        os.chown(directory, user.pw_uid, user.pw_gid)
+    path = os.path.join(directory, "squid.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    output = _Output()
+    process = reactor.spawnProcess(output, "/usr/sbin/squid", ["squid", "-N", "-f", path], env={})
+
+    def stop():
+        try:
+            process.signalProcess("TERM")
+        except error.ProcessExitedAlready:
+            return output.ended
+        # shutdown_lifetime 0: squid exits within about two seconds.
+        kill = reactor.callLater(10, _kill, process)
+        output.ended.addBoth(lambda result: (kill.cancel() if kill.active() else None, result)[1])
+        return output.ended
+
+    testcase.addCleanup(stop)
+    await support.wait_for(lambda: output.ended.called or _accepting(port), timeout=10)
+    if output.ended.called:
+        raise RuntimeError(f"squid exited at start: {_squid_log(directory, output.text)}")
+    return port
+
+
+def _squid_user() -> pwd.struct_passwd:
+    """The user squid runs as when started as root (Debian's C{proxy}, else C{nobody})."""
+    for name in ("proxy", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("neither a 'proxy' nor a 'nobody' user to run squid as")
+
+
+def _squid_log(directory: str, text: bytes) -> str:
+    """The end of squid's output and cache log, for an error message."""
+    try:
+        with open(os.path.join(directory, "cache.log"), "rb") as f:
+            text += f.read()
+    except OSError:
+        pass
+    return text.decode("utf-8", "replace")[-2000:]
+
+
+def _kill(process) -> None:
+    try:
+        process.signalProcess("KILL")
+    except error.ProcessExitedAlready:
+        pass
 
 
 class _RefusedConnector:

@@ -19,13 +19,16 @@ RAW, HTTPS_PORT, CONNECT, TUNNEL, TUNNEL_PROXY = (
 )
 WAYS = (RAW, HTTPS_PORT, CONNECT, TUNNEL, TUNNEL_PROXY)
 # The processes whose CPU time is measured during the bulk transfers.
-CLIENT, GATEWAY, TINYPROXY = "client", "gateway", "tinyproxy"
-PROCESSES = (CLIENT, GATEWAY, TINYPROXY)
-# What each way goes through, for the table.
+# ("proxy": the CONNECT proxy, squid or tinyproxy.)
+CLIENT, GATEWAY, PROXY = "client", "gateway", "proxy"
+PROCESSES = (CLIENT, GATEWAY, PROXY)
+# The proxies the connect way can go through (tests/proxies.py), the first by default.
+CONNECT_PROXIES = ("squid", "tinyproxy")
+# What each way goes through, for the table ({proxy}: the CONNECT proxy's name).
 ROUTES = {
     RAW: "TLS straight to the raw port",
     HTTPS_PORT: "TLS straight to the HTTPS port",
-    CONNECT: "TLS through tinyproxy's CONNECT tunnel to the HTTPS port",
+    CONNECT: "TLS through {proxy}'s CONNECT tunnel to the HTTPS port",
     TUNNEL: "request tunnel, HTTPS requests straight to the HTTPS port",
     TUNNEL_PROXY: (
         "request tunnel, HTTP requests through the buffering proxy (in the client process) to the HTTP port"
@@ -85,6 +88,7 @@ class Results:
     paths: list[PathFound]  # the ladder with the raw port black-holed
     stagger: float  # the ladder's stagger, seconds
     leftover: int  # connections to the black hole still open after the ladder runs
+    connect_proxy: str  # the CONNECT proxy's name (one of CONNECT_PROXIES)
 
     def ratio(self, measure, way: str) -> float | None:
         """C{measure(samples)} for C{way} over the same for raw TLS."""
@@ -150,7 +154,7 @@ def table(results: Results) -> str:
         )
         lines.append(_line([_cell(fmt, v) for v, (_, _, fmt) in zip(values, _COLUMNS)]))
     lines.append("")
-    lines += [f"  {way:<13}{route}" for way, route in ROUTES.items()]
+    lines += [f"  {way:<13}{route.format(proxy=results.connect_proxy)}" for way, route in ROUTES.items()]
     return "\n".join(lines)
 
 
@@ -182,8 +186,8 @@ def targets(results: Results) -> list[tuple[str, str, str]]:
     """(target, what was measured, PASS / MISS / NOT MEASURED) for each target."""
     rows = []
     ratio = results.ratio(WaySamples.speed, CONNECT)
-    rows.append((f"CONNECT throughput {CONNECT_RATIO.text}", f"{_cell('{:.2f}', ratio)} x raw",
-                 _verdict(CONNECT_RATIO.met(ratio))))
+    rows.append((f"CONNECT ({results.connect_proxy}) throughput {CONNECT_RATIO.text}",
+                 f"{_cell('{:.2f}', ratio)} x raw", _verdict(CONNECT_RATIO.met(ratio))))
     rows.append(_mode_checked(results, TUNNEL, "streaming tunnel throughput " + STREAM_SPEED.text, _stream))
     rows.append(_mode_checked(results, TUNNEL_PROXY, "long-poll round trip p50 <= raw p50 + one request",
                               lambda s: _long_poll(results, s)))

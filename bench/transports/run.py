@@ -2,7 +2,7 @@
 """
 Transports benchmark: throughput and round trip of a paired session whose
 agent reaches the gateway by each way of the ladder (raw TLS, the HTTPS
-port, CONNECT through tinyproxy, the request tunnel streaming and
+port, CONNECT through squid or tinyproxy, the request tunnel streaming and
 long-polling), as ratios to raw TLS, in one run with the ways' rounds
 interleaved; and the ladder's time to a working path when the raw port is
 black-holed.  See README.md in this directory.
@@ -62,6 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             f"--{name}", type=int, help=f"{text} (default {FULL[key]}, with --quick {QUICK[key]})"
         )
     parser.add_argument(
+        "--connect-proxy", choices=report.CONNECT_PROXIES, default=report.CONNECT_PROXIES[0],
+        help=f"the proxy for the connect way (default {report.CONNECT_PROXIES[0]})",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (configuration, gateway log)"
     )
     options = parser.parse_args(argv)
@@ -85,7 +89,7 @@ class Bench:
         self.pids = {
             report.CLIENT: os.getpid(),
             report.GATEWAY: server.process.pid,
-            report.TINYPROXY: harness.child_named("tinyproxy"),
+            report.PROXY: harness.child_named(options.connect_proxy),
         }
         self.disturbed = 0  # rounds during which other processes were busy
 
@@ -157,19 +161,26 @@ class Bench:
         return found, traffic.established_to(hole)
 
 
-async def start_proxies(cleanups: harness.Cleanups, server: harness.GatewayServer) -> clients.Gateway:
+async def start_proxies(
+    cleanups: harness.Cleanups, server: harness.GatewayServer, name: str
+) -> clients.Gateway:
     """
-    tinyproxy (CONNECT only to the HTTPS port) and the buffering proxy, both
-    stopped by C{cleanups}; returns what the clients need to know.
+    The CONNECT proxy C{name} (squid or tinyproxy, CONNECT only to the HTTPS
+    port) and the buffering proxy, all stopped by C{cleanups}; returns what
+    the clients need to know.
     """
-    tinyproxy = await proxies.tinyproxy(cleanups, connect_ports=[server.https_port])
+    start = {"squid": proxies.squid, "tinyproxy": proxies.tinyproxy}[name]
+    try:
+        connect = await start(cleanups, connect_ports=[server.https_port])
+    except (AssertionError, RuntimeError) as e:  # not listening in time / exited at start
+        raise BenchError(f"{name} did not start: {e}") from e
     buffering = await proxies.buffering_proxy(cleanups)
-    print(f"  proxies: tinyproxy on port {tinyproxy} (CONNECT to {server.https_port} only), "
+    print(f"  proxies: {name} on port {connect} (CONNECT to {server.https_port} only), "
           f"buffering proxy on port {buffering}", flush=True)
     address = ladder.GatewayAddress(
         HOST, server.raw_port, server.https_port, server.ca_pem(), server.http_port
     )
-    ways = {ladder.CONNECT: tinyproxy, ladder.TUNNEL_PROXY: buffering}
+    ways = {ladder.CONNECT: connect, ladder.TUNNEL_PROXY: buffering}
     return clients.Gateway(
         address, server.setup.password, {way: clients.proxy_settings(port) for way, port in ways.items()}
     )
@@ -178,12 +189,14 @@ async def start_proxies(cleanups: harness.Cleanups, server: harness.GatewayServe
 async def measure(options, server: harness.GatewayServer, directory: str) -> report.Results:
     """Start the proxies, run every phase, stop the proxies."""
     cleanups = harness.Cleanups(directory)
-    # Also when a signal stops the reactor: kill tinyproxy, close the ports.
+    # Also when a signal stops the reactor: stop the CONNECT proxy (and remove
+    # squid's directory), close the ports.
     trigger = reactor.addSystemEventTrigger(
         "before", "shutdown", lambda: defer.ensureDeferred(cleanups.run())
     )
     try:
-        bench = Bench(options, server, await start_proxies(cleanups, server), directory)
+        gateway = await start_proxies(cleanups, server, options.connect_proxy)
+        bench = Bench(options, server, gateway, directory)
         print("warm-up (one small round per way, unmeasured)", flush=True)
         await bench.warm_up()
         print("rounds (MB = 10^6 bytes)", flush=True)
@@ -197,7 +210,9 @@ async def measure(options, server: harness.GatewayServer, directory: str) -> rep
             total = options.rounds * len(report.WAYS)
             print(f"warning: other processes used the CPU during {bench.disturbed} of {total} rounds "
                   "(flagged above): these numbers are less reliable")
-        return report.Results(ways, requests, paths, ladder.LadderLimits().stagger, leftover)
+        return report.Results(
+            ways, requests, paths, ladder.LadderLimits().stagger, leftover, options.connect_proxy
+        )
     finally:
         reactor.removeSystemEventTrigger(trigger)
         errors = await cleanups.run()
@@ -234,7 +249,7 @@ def _header(options, server: harness.GatewayServer) -> str:
             f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
             f"  clients and buffering proxy: this process (pid {os.getpid()}), "
             f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}",
-            f"  proxy for CONNECT: {relays.version(['tinyproxy', '-v'])}",
+            f"  proxy for CONNECT: {relays.version([options.connect_proxy, '-v'])}",
             f"  gateway: pid {server.process.pid}, raw port {server.raw_port}, "
             f"HTTPS port {server.https_port}, HTTP port {server.http_port}",
             f"  per round and way: a fresh paired session (operator on raw TLS, agent by the way), "
