@@ -44,7 +44,7 @@ bench: $(BIN)/.ready
 	$(BIN)/python bench/relay/run.py
 
 bench-transports: $(BIN)/.ready
-	@tools/ensure-debs tinyproxy
+	@tools/ensure-debs tinyproxy squid
 	$(BIN)/python bench/transports/run.py
 
 clean:

@@ -146,10 +146,23 @@ async def squid(testcase, connect_ports=()) -> int:
         return output.ended
 
     testcase.addCleanup(stop)
-    await support.wait_for(lambda: output.ended.called or _accepting(port), timeout=10)
+    # Listening by squid's own word: the port may have been taken meanwhile.
+    log = os.path.join(directory, "cache.log")
+    await support.wait_for(
+        lambda: output.ended.called or (_squid_accepting(log) and _accepting(port)), timeout=10
+    )
     if output.ended.called:
         raise RuntimeError(f"squid exited at start: {_squid_log(directory, output.text)}")
     return port
+
+
+def _squid_accepting(log: str) -> bool:
+    """Whether squid's log says it listens for requests."""
+    try:
+        with open(log, "rb") as f:
+            return b"Accepting HTTP Socket connections" in f.read()
+    except OSError:
+        return False
 
 
 def _squid_user() -> pwd.struct_passwd:

@@ -41,6 +41,8 @@ WARMUP_BULK = 4 * MiB
 WARMUP_PINGS = 50
 PING_WARMUP = 20
 REQUEST_WARMUP = 10
+# The CONNECT proxies' programs, for their versions (as tests/proxies.py starts them).
+PROXY_PROGRAMS = {"squid": "/usr/sbin/squid", "tinyproxy": "/usr/bin/tinyproxy"}
 # Share of a CPU used by other processes during a round above which the
 # round is flagged as disturbed.
 DISTURBED = 0.1
@@ -224,18 +226,23 @@ def run_reactor(function, *args):
     """
     Run the reactor until C{function(*args)} (a coroutine) finishes; its
     result, or its exception raised here.  L{KeyboardInterrupt} if the
-    reactor was stopped first (by a signal).
+    reactor began to stop first (by a signal), also when the coroutine
+    finished (or failed: the proxies are being stopped) during the shutdown.
     """
-    outcome = []
+    outcome, stopping = [], []
+
+    def finished(result):
+        outcome.append(result)
+        if not stopping:
+            reactor.stop()
 
     def start():
-        d = defer.ensureDeferred(function(*args))
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
+        defer.ensureDeferred(function(*args)).addBoth(finished)
 
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: stopping.append(not outcome))
     reactor.callWhenRunning(start)
     reactor.run()
-    if not outcome:
+    if not outcome or stopping[0]:
         raise KeyboardInterrupt()
     if isinstance(outcome[0], Failure):
         outcome[0].raiseException()
@@ -249,7 +256,7 @@ def _header(options, server: harness.GatewayServer) -> str:
             f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
             f"  clients and buffering proxy: this process (pid {os.getpid()}), "
             f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}",
-            f"  proxy for CONNECT: {relays.version([options.connect_proxy, '-v'])}",
+            f"  proxy for CONNECT: {relays.version([PROXY_PROGRAMS[options.connect_proxy], '-v'])}",
             f"  gateway: pid {server.process.pid}, raw port {server.raw_port}, "
             f"HTTPS port {server.https_port}, HTTP port {server.http_port}",
             f"  per round and way: a fresh paired session (operator on raw TLS, agent by the way), "
