@@ -60,11 +60,8 @@ async def tinyproxy(testcase, connect_ports=(), credentials=None) -> int:
     lines += [f"ConnectPort {p}" for p in connect_ports]
     if credentials:
         lines.append(f"BasicAuth {credentials[0]} {credentials[1]}")
-    path = os.path.join(directory, "tinyproxy.conf")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    output = _Output()
-    process = reactor.spawnProcess(output, "/usr/bin/tinyproxy", ["tinyproxy", "-d", "-c", path], env={})
+    path = _write_config(directory, "tinyproxy.conf", lines)
+    process, output = _spawn("/usr/bin/tinyproxy", ["tinyproxy", "-d", "-c", path])
 
     def stop():
         try:
@@ -76,6 +73,20 @@ async def tinyproxy(testcase, connect_ports=(), credentials=None) -> int:
     testcase.addCleanup(stop)
     await support.wait_for(lambda: _accepting(port), timeout=10)
     return port
+
+
+def _write_config(directory: str, name: str, lines) -> str:
+    """Write a proxy's configuration file; returns its path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _spawn(program: str, argv) -> tuple:
+    """Start a proxy in the foreground with an empty environment."""
+    output = _Output()
+    return reactor.spawnProcess(output, program, argv, env={}), output
 
 
 def _accepting(port: int) -> bool:
@@ -129,11 +140,8 @@ async def squid(testcase, connect_ports=()) -> int:
         user = _squid_user()
         lines.append(f"cache_effective_user {user.pw_name}")
         os.chown(directory, user.pw_uid, user.pw_gid)
-    path = os.path.join(directory, "squid.conf")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    output = _Output()
-    process = reactor.spawnProcess(output, "/usr/sbin/squid", ["squid", "-N", "-f", path], env={})
+    path = _write_config(directory, "squid.conf", lines)
+    process, output = _spawn("/usr/sbin/squid", ["squid", "-N", "-f", path])
 
     def stop():
         try:

@@ -19,6 +19,7 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from bench import profiles  # noqa: E402
 from bench.relay import ampsync, endpoints, idle, measure, procstat, relays, report  # noqa: E402
 from bench.relay.errors import BenchError  # noqa: E402
 from bench.relay.paths import GatewayPath, ServerPath  # noqa: E402
@@ -35,28 +36,24 @@ DISTURBED = 0.1
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line; unset sizes come from the full or the C{--quick} profile."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
-    for name, text in (
-        ("rounds", "measured rounds per path"),
-        ("bulk-mib", "MiB one way per round"),
-        ("duplex-mib", "MiB each way at once per round, 0 to skip"),
-        ("pings", "64-byte round trips per round"),
-        ("idle-sessions", "idle paired sessions for the memory test, 0 to skip"),
-    ):
-        key = name.replace("-", "_")
-        parser.add_argument(
-            f"--{name}", type=int, help=f"{text} (default {FULL[key]}, with --quick {QUICK[key]})"
-        )
+    parser = profiles.profile_parser(
+        __doc__.strip().split("\n\n")[0],
+        FULL,
+        QUICK,
+        (
+            ("rounds", "measured rounds per path"),
+            ("bulk-mib", "MiB one way per round"),
+            ("duplex-mib", "MiB each way at once per round, 0 to skip"),
+            ("pings", "64-byte round trips per round"),
+            ("idle-sessions", "idle paired sessions for the memory test, 0 to skip"),
+        ),
+        "a shorter run (under a minute)",
+    )
     parser.add_argument("--haproxy-threads", type=int, default=1, help="haproxy's nbthread (default 1)")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (configurations, logs)"
     )
-    options = parser.parse_args(argv)
-    profile = QUICK if options.quick else FULL
-    for name, default in profile.items():
-        if getattr(options, name) is None:
-            setattr(options, name, default)
+    options = profiles.resolve(parser.parse_args(argv), FULL, QUICK)
     if options.rounds < 1 or options.bulk_mib < 1 or options.pings < 1:
         parser.error("--rounds, --bulk-mib and --pings must be at least 1")
     if options.duplex_mib < 0 or options.idle_sessions < 0:

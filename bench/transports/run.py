@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
+from bench import profiles  # noqa: E402
 from bench.relay import relays  # noqa: E402
 from bench.relay.endpoints import HOST  # noqa: E402
 from bench.relay.errors import BenchError  # noqa: E402
@@ -50,19 +51,19 @@ DISTURBED = 0.1
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line; unset numbers come from the full or the C{--quick} profile."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a shorter run (about a minute)")
-    for name, text in (
-        ("rounds", "measured rounds per way"),
-        ("bulk-mib", "MiB agent -> operator per round and way"),
-        ("pings", "64-byte round trips per round and way"),
-        ("requests", "GET /health through the buffering proxy"),
-        ("ladder-runs", "ladder races with the raw port black-holed"),
-    ):
-        key = name.replace("-", "_")
-        parser.add_argument(
-            f"--{name}", type=int, help=f"{text} (default {FULL[key]}, with --quick {QUICK[key]})"
-        )
+    parser = profiles.profile_parser(
+        __doc__.strip().split("\n\n")[0],
+        FULL,
+        QUICK,
+        (
+            ("rounds", "measured rounds per way"),
+            ("bulk-mib", "MiB agent -> operator per round and way"),
+            ("pings", "64-byte round trips per round and way"),
+            ("requests", "GET /health through the buffering proxy"),
+            ("ladder-runs", "ladder races with the raw port black-holed"),
+        ),
+        "a shorter run (about a minute)",
+    )
     parser.add_argument(
         "--connect-proxy", choices=report.CONNECT_PROXIES, default=report.CONNECT_PROXIES[0],
         help=f"the proxy for the connect way (default {report.CONNECT_PROXIES[0]})",
@@ -70,11 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (configuration, gateway log)"
     )
-    options = parser.parse_args(argv)
-    profile = QUICK if options.quick else FULL
-    for name, default in profile.items():
-        if getattr(options, name) is None:
-            setattr(options, name, default)
+    options = profiles.resolve(parser.parse_args(argv), FULL, QUICK)
+    for name in FULL:
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return options
