@@ -13,7 +13,6 @@ responses, and the tunnel switches to long-polling: one response per batch
 of bytes.  Offsets make every retry safe.
 """
 
-import io
 import json
 
 import attrs
@@ -23,6 +22,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web import client as web
+from twisted.web.iweb import IBodyProducer
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
@@ -70,6 +70,13 @@ class TunnelRoute:
     def close(self):
         """Close the route's idle HTTP connections; fires when they are closed."""
         return self.pool.closeCachedConnections()
+
+    def request_headers(self) -> Headers:
+        """The headers of every tunnel request on this route."""
+        headers = Headers({b"cache-control": [b"no-store"]})
+        for name, value in self.headers.items():
+            headers.setRawHeaders(name, [value])
+        return headers
 
 
 def direct_route(reactor, host: str, https_port: int, policy) -> TunnelRoute:
@@ -130,13 +137,31 @@ class TunnelEndpoint:
         return protocol
 
 
+@implementer(IBodyProducer)
+class _Body:
+    """A request body written in one go (no extra reactor turn, no copy)."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer):
+        consumer.write(self._data)
+        return defer.succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
 async def _request(reactor, route: TunnelRoute, method: bytes, path: bytes, body: bytes, timeout: float):
-    headers = Headers({b"cache-control": [b"no-store"]})
-    for name, value in route.headers.items():
-        headers.setRawHeaders(name, [value])
-    # BytesIO shares the bytes until written to: no copy.
-    producer = web.FileBodyProducer(io.BytesIO(body)) if method == b"POST" else None
-    d = route.agent.request(method, route.base + path, headers, producer)
+    producer = _Body(body) if method == b"POST" else None
+    d = route.agent.request(method, route.base + path, route.request_headers(), producer)
     d.addTimeout(timeout, reactor)
     response = await d
     content = web.readBody(response)
@@ -229,10 +254,7 @@ class ClientTunnel(VirtualTransport):
         self._download_number += 1
         number = self._download_number
         path = b"/t/%s/down?from=%d&mode=%s" % (self.id.encode(), self._reader.position, self.mode.encode())
-        headers = Headers({b"cache-control": [b"no-store"]})
-        for name, value in self.route.headers.items():
-            headers.setRawHeaders(name, [value])
-        d = self.route.agent.request(b"GET", self.route.base + path, headers)
+        d = self.route.agent.request(b"GET", self.route.base + path, self.route.request_headers())
         self._download_d = d
         self._first_byte_seen = False
         if self.mode == "stream":
