@@ -238,61 +238,80 @@ class Ladder:
         @return: the connection and the report of every way.
         @raise NoWayThrough: when none worked.
         """
-        clock = self._reactor
-        ways = self.ways()
-        started: dict[str, float] = {}
-        attempts: dict[str, Attempt] = {}
-        running: dict[str, defer.Deferred] = {}
-        done = defer.Deferred()
-        stagger_call = None
-
-        def finished(way, connection=None, failure=None):
-            elapsed = clock.seconds() - started[way]
-            running.pop(way, None)
-            if done.called:
-                if connection is not None:
-                    connection.transport.abortConnection()
-                return
-            if connection is not None:
-                attempts[way] = Attempt(way, True, elapsed, "got through")
-                done.callback((way, connection))
-                return
-            attempts[way] = Attempt(way, False, elapsed, describe(failure))
-            start_next()
-            if not running and len(started) == len(ways):
-                done.callback(None)
-
-        def start_next():
-            nonlocal stagger_call
-            if stagger_call is not None and stagger_call.active():
-                stagger_call.cancel()
-            stagger_call = None
-            pending = [w for w in ways if w not in started]
-            if not pending or done.called:
-                return
-            way = pending[0]
-            started[way] = clock.seconds()
-            d = defer.ensureDeferred(self._try(way, role, on_event))
-            d.addTimeout(self.limits.deadline, clock)
-            running[way] = d
-            d.addCallbacks(lambda c: finished(way, connection=c), lambda f: finished(way, failure=f))
-            if len(started) < len(ways):
-                stagger_call = clock.callLater(self.limits.stagger, start_next)
-
-        start_next()
-        outcome = await done
-        if stagger_call is not None and stagger_call.active():
-            stagger_call.cancel()
-        for way, d in list(running.items()):
-            d.cancel()
-        for way in ways:
-            if way not in attempts:
-                if way in started:
-                    attempts[way] = Attempt(way, False, clock.seconds() - started[way], "stopped: another way got through first")
-                else:
-                    attempts[way] = Attempt(way, False, 0.0, "not tried: another way got through first")
-        report = Report(outcome[0] if outcome else None, tuple(attempts[w] for w in ways))
-        if outcome is None:
+        race = _Race(self._reactor, self.ways(), self.limits, lambda way: self._try(way, role, on_event))
+        winner, connection, report = await race.run()
+        if winner is None:
             raise NoWayThrough(report)
-        self.memory.last = outcome[0]
-        return outcome[1], report
+        self.memory.last = winner
+        return connection, report
+
+
+class _Race:
+    """
+    One staggered race of the ways: each starts C{stagger} seconds after the
+    previous one or as soon as it fails; the first to connect wins.
+    """
+
+    def __init__(self, clock, ways: list[str], limits: LadderLimits, attempt):
+        self._clock = clock
+        self._ways = ways
+        self._limits = limits
+        self._attempt = attempt
+        self._started: dict[str, float] = {}
+        self._attempts: dict[str, Attempt] = {}
+        self._running: dict[str, defer.Deferred] = {}
+        self._done = defer.Deferred()
+        self._stagger_call = None
+
+    async def run(self):
+        """Fires with (winning way or None, its connection or None, report)."""
+        self._start_next()
+        outcome = await self._done
+        self._cancel_stagger()
+        for d in list(self._running.values()):
+            d.cancel()
+        winner, connection = outcome or (None, None)
+        return winner, connection, Report(winner, tuple(self._final(w) for w in self._ways))
+
+    def _final(self, way: str) -> Attempt:
+        if way in self._attempts:
+            return self._attempts[way]
+        if way in self._started:
+            elapsed = self._clock.seconds() - self._started[way]
+            return Attempt(way, False, elapsed, "stopped: another way got through first")
+        return Attempt(way, False, 0.0, "not tried: another way got through first")
+
+    def _start_next(self):
+        self._cancel_stagger()
+        pending = [w for w in self._ways if w not in self._started]
+        if not pending or self._done.called:
+            return
+        way = pending[0]
+        self._started[way] = self._clock.seconds()
+        d = defer.ensureDeferred(self._attempt(way))
+        d.addTimeout(self._limits.deadline, self._clock)
+        self._running[way] = d
+        d.addCallbacks(lambda c: self._finished(way, connection=c), lambda f: self._finished(way, failure=f))
+        if len(pending) > 1:
+            self._stagger_call = self._clock.callLater(self._limits.stagger, self._start_next)
+
+    def _finished(self, way, connection=None, failure=None):
+        elapsed = self._clock.seconds() - self._started[way]
+        self._running.pop(way, None)
+        if self._done.called:
+            if connection is not None:
+                connection.transport.abortConnection()
+            return
+        if connection is not None:
+            self._attempts[way] = Attempt(way, True, elapsed, "got through")
+            self._done.callback((way, connection))
+            return
+        self._attempts[way] = Attempt(way, False, elapsed, describe(failure))
+        self._start_next()
+        if not self._running and len(self._started) == len(self._ways):
+            self._done.callback(None)
+
+    def _cancel_stagger(self):
+        if self._stagger_call is not None and self._stagger_call.active():
+            self._stagger_call.cancel()
+        self._stagger_call = None
