@@ -84,6 +84,28 @@ class HTTPSPortTests(unittest.TestCase):
         )
         self.assertEqual((session["agent_transport"], session["operator_transport"]), ("https-port", "tls"))
 
+    def test_clients_offering_alpn(self):
+        """Browsers and curl offer ALPN: HTTP/1.1 is chosen, or none at all."""
+
+        def health(protocols):
+            context = ssl.create_default_context(cadata=self.gateway.ca.decode("ascii"))
+            context.set_alpn_protocols(protocols)
+            raw = socket.create_connection(("127.0.0.1", self.gateway.https_port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                return sock.selected_alpn_protocol(), read_until_closed(sock)
+
+        def check(results):
+            (chosen, answer), (none, other) = results
+            self.assertEqual((chosen, none), ("http/1.1", None))
+            for reply in (answer, other):
+                self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK"), reply[:40])
+
+        d = defer.gatherResults(
+            [threads.deferToThread(health, ["h2", "http/1.1"]), threads.deferToThread(health, ["h2"])]
+        )
+        return d.addCallback(check)
+
     def test_hello_in_one_byte_records(self):
         """A Hello split into one-byte TLS records is put back together."""
         box = amp.AmpBox(_command=b"Hello", _ask=b"1", version=b"1", role=b"agent").serialize()

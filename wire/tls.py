@@ -32,9 +32,9 @@ _SSL_MODE_ENABLE_PARTIAL_WRITE = 0x1
 class _ServerOptions(ssl.CertificateOptions):
     """
     L{CertificateOptions} (which already disables compression and releases
-    idle buffers) that also refuses renegotiation and encrypts a whole
-    write in one call instead of one record per call (no partial writes:
-    the gateway writes to memory, which never blocks).
+    idle buffers) that also refuses renegotiation, encrypts a whole write in
+    one call instead of one record per call (no partial writes: the gateway
+    writes to memory, which never blocks), and answers ALPN sanely.
     """
 
     _hardened = False
@@ -45,8 +45,16 @@ class _ServerOptions(ssl.CertificateOptions):
             # A context cannot change once it has made a connection.
             context.set_options(SSL.OP_NO_RENEGOTIATION)
             context.clear_mode(_SSL_MODE_ENABLE_PARTIAL_WRITE)
+            # Twisted's own ALPN callback fails the handshake of every client
+            # that offers ALPN (browsers, curl) when nothing is configured.
+            context.set_alpn_select_callback(_select_alpn)
             self._hardened = True
         return context
+
+
+def _select_alpn(connection, offered):
+    """HTTP/1.1 if the client offers it; otherwise carry on without ALPN."""
+    return b"http/1.1" if b"http/1.1" in offered else SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _common() -> dict:
