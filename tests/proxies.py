@@ -268,7 +268,9 @@ async def buffering_proxy(testcase, cut_after: float | None = None, stats: Proxy
     from twisted.web import client as web_client, resource, server
     from twisted.web.http_headers import Headers
 
-    pool = web_client.HTTPConnectionPool(reactor, persistent=False)
+    # Like real proxies, keep connections to the server open between requests.
+    pool = web_client.HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 8
     agent = web_client.Agent(reactor, pool=pool)
 
     class Forward(resource.Resource):
