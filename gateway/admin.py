@@ -7,6 +7,7 @@ database is shared safely through SQLite's locking).
 """
 
 import argparse
+import contextlib
 import getpass
 import os
 import secrets
@@ -37,13 +38,23 @@ def _state_dir(options) -> tuple[str, str]:
     return config.state_dir, config.organisation
 
 
+@contextlib.contextmanager
 def _database(state: str):
+    """A cursor on the state directory's database (migrated), closed afterwards."""
     path = os.path.join(state, "ponte.sqlite3")
     if not os.path.isdir(state):
         raise AdminError(f"state directory {state} does not exist: run `ponte-admin init` first")
     connection = records.open_database(path)
-    schema.migrate(connection)
-    return connection
+    try:
+        schema.migrate(connection)
+        yield connection.cursor()
+    finally:
+        connection.close()
+
+
+def _new_operator(name: str, display_name: str, password: str, admin: bool) -> records.Operator:
+    """An enabled operator account with a freshly hashed password."""
+    return records.Operator(name, display_name, passwords.hash_password(password), admin, False, time.time())
 
 
 def _read_password(options, prompt_twice: bool) -> str:
@@ -79,26 +90,12 @@ def cmd_init(options, out) -> None:
         )
     written = pki.initialise(layout, organisation)
     out.write(f"wrote {len(written)} keys and certificates to {layout.directory}\n")
-    connection = _database(state)
-    try:
-        cursor = connection.cursor()
+    with _database(state) as cursor:
         if records.list_operators(cursor):
             out.write("operators exist already: no first admin made\n")
             return
         password = secrets.token_urlsafe(15)
-        records.add_operator(
-            cursor,
-            records.Operator(
-                options.admin_name,
-                options.admin_name,
-                passwords.hash_password(password),
-                True,
-                False,
-                time.time(),
-            ),
-        )
-    finally:
-        connection.close()
+        records.add_operator(cursor, _new_operator(options.admin_name, options.admin_name, password, True))
     out.write(
         f"first admin account: {options.admin_name}\n"
         f"its password (shown once, store it now): {password}\n"
@@ -109,34 +106,20 @@ def cmd_user_add(options, out) -> None:
     """Add an operator."""
     state, _ = _state_dir(options)
     password = _read_password(options, prompt_twice=True)
-    connection = _database(state)
+    operator = _new_operator(options.name, options.display_name or options.name, password, options.admin)
     try:
-        records.add_operator(
-            connection.cursor(),
-            records.Operator(
-                options.name,
-                options.display_name or options.name,
-                passwords.hash_password(password),
-                options.admin,
-                False,
-                time.time(),
-            ),
-        )
+        with _database(state) as cursor:
+            records.add_operator(cursor, operator)
     except records.DuplicateOperator as e:
         raise AdminError(str(e)) from e
-    finally:
-        connection.close()
     out.write(f"added operator {options.name}\n")
 
 
 def cmd_user_list(options, out) -> None:
     """List operators."""
     state, _ = _state_dir(options)
-    connection = _database(state)
-    try:
-        operators = records.list_operators(connection.cursor())
-    finally:
-        connection.close()
+    with _database(state) as cursor:
+        operators = records.list_operators(cursor)
     out.write(f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} created\n")
     for op in operators:
         created = time.strftime("%Y-%m-%d", time.gmtime(op.created_at))
@@ -147,13 +130,11 @@ def cmd_user_list(options, out) -> None:
 
 def _update(options, out, message, **changes) -> None:
     state, _ = _state_dir(options)
-    connection = _database(state)
     try:
-        records.update_operator(connection.cursor(), options.name, **changes)
+        with _database(state) as cursor:
+            records.update_operator(cursor, options.name, **changes)
     except records.NoSuchOperator as e:
         raise AdminError(str(e)) from e
-    finally:
-        connection.close()
     out.write(f"{message} {options.name}\n")
 
 

@@ -23,6 +23,16 @@ class ConnectionLimits:
     preauth_max_bytes: int = 16384
     max_box_bytes: int = 262144
 
+    @classmethod
+    def from_config(cls, config) -> "ConnectionLimits":
+        """The limits a gateway configuration sets."""
+        return cls(
+            handshake_timeout=config.handshake_timeout,
+            idle_timeout=config.control_idle_timeout,
+            preauth_max_bytes=config.preauth_max_bytes,
+            max_box_bytes=config.max_box_bytes,
+        )
+
 
 class GatewayProtocol(amp.AMP):
     """One client connection, until it becomes a relay leg (if ever)."""

@@ -56,12 +56,7 @@ class GatewayService(MultiService):
         _StoreService(self.store).setServiceParent(self)
         self.switchboard = Switchboard(config, reactor, self.store)
         _SwitchboardService(self).setServiceParent(self)
-        limits = ConnectionLimits(
-            handshake_timeout=config.handshake_timeout,
-            idle_timeout=config.control_idle_timeout,
-            preauth_max_bytes=config.preauth_max_bytes,
-            max_box_bytes=config.max_box_bytes,
-        )
+        limits = ConnectionLimits.from_config(config)
         options = tls.server_options(
             configuration.read_file(config, "[tls] certificate", config.certificate),
             configuration.read_file(config, "[tls] key", config.key),

@@ -36,12 +36,7 @@ class Harness:
             check_password=lambda encoded, password: defer.succeed(verify_password(encoded, password)),
         )
         self.pumps = []
-        self.limits = ConnectionLimits(
-            handshake_timeout=self.config.handshake_timeout,
-            idle_timeout=self.config.control_idle_timeout,
-            preauth_max_bytes=self.config.preauth_max_bytes,
-            max_box_bytes=self.config.max_box_bytes,
-        )
+        self.limits = ConnectionLimits.from_config(self.config)
 
     def connect(self, address="203.0.113.5", on_event=None):
         """An in-memory connection; returns (client, server, pump)."""
