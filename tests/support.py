@@ -263,17 +263,20 @@ class TestAgentLeg(client.AgentLeg):
         self.closed.callback(reason.value)
 
 
-async def pair(gateway: RunningGateway, testcase, agent_leg, operator_leg):
+async def pair(gateway: RunningGateway, testcase, agent_leg, operator_leg, agent=None):
     """
     Run the whole pairing flow on C{gateway}: an operator logs in and makes
     a code, an agent looks it up and joins with C{agent_leg}, the operator
-    attaches C{operator_leg} with the ticket from its event.
+    attaches C{operator_leg} with the ticket from its event.  C{agent} is
+    the agent's connection (after Hello) if it came some other way than
+    straight to the raw port.
 
     @return: the operator's control connection, its events and the routing part.
     """
     control, events = await gateway.operator(testcase)
     created = await control.callRemote(commands.CreateSession)
-    agent = await gateway.agent(testcase)
+    if agent is None:
+        agent = await gateway.agent(testcase)
     await agent.callRemote(commands.Lookup, routing=created["routing"])
     await agent.switch(commands.Join, agent_leg, routing=created["routing"])
     await wait_for(lambda: any(c is commands.CustomerWaiting for c, _ in events))

@@ -54,21 +54,15 @@ class HTTPSPortTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_agent_on_https_port_pairs_with_operator_on_raw_port(self):
         """A leg from each port splices; bytes arrive intact both ways."""
-        control, events = yield defer.ensureDeferred(self.gateway.operator(self))
-        created = yield control.callRemote(commands.CreateSession)
         agent = yield client.connect(reactor, "localhost", self.gateway.https_port, self.gateway.ca)
         self.addCleanup(support.close, agent)
         yield agent.hello(commands.ROLE_AGENT)
         to_agent, to_operator = support.Receiver(4 * MiB), support.Receiver(4 * MiB)
         agent_leg = support.TestAgentLeg(to_agent.received)
-        yield agent.switch(commands.Join, agent_leg, routing=created["routing"])
-        yield support.wait_for(lambda: any(c is commands.CustomerWaiting for c, _ in events))
-        ticket = [a for c, a in events if c is commands.CustomerWaiting][0]["ticket"]
-        data = yield defer.ensureDeferred(self.gateway.connect(self))
-        yield data.hello(commands.ROLE_OPERATOR_DATA)
         operator_leg = support.StreamLeg(to_operator.received)
-        yield data.switch(commands.Attach, operator_leg, ticket=ticket)
-        yield agent_leg.paired
+        _, _, routing = yield defer.ensureDeferred(
+            support.pair(self.gateway, self, agent_leg, operator_leg, agent=agent)
+        )
         up = support.Sender(agent_leg.transport, 4 * MiB, b"up")
         down = support.Sender(operator_leg.transport, 4 * MiB, b"down")
         up.start()
@@ -80,7 +74,7 @@ class HTTPSPortTests(unittest.TestCase):
         kinds = yield self.gateway.service.store.events("join")
         self.assertEqual(len(kinds), 1)
         session = yield self.gateway.service.store.get_session(
-            self.gateway.switchboard.router.get(created["routing"]).session_id
+            self.gateway.switchboard.router.get(routing).session_id
         )
         self.assertEqual((session["agent_transport"], session["operator_transport"]), ("https-port", "tls"))
 

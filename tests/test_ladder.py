@@ -173,22 +173,13 @@ class LadderTests(unittest.TestCase):
 
     async def full_session(self, way="connect", slow=False, **ladder_options):
         """Operator on raw TLS, agent by the ladder; 20 MiB each way and a small round trip."""
-        control, events = await self.gateway.operator(self)
-        created = await control.callRemote(commands.CreateSession)
         agent, report = await self.reach(**ladder_options)
         self.assertEqual(report.winner, way, report.lines())
-        await agent.callRemote(commands.Lookup, routing=created["routing"])
         size = 20 * MiB
         to_agent, to_operator = support.Receiver(size + 5), support.Receiver(size + 5)
         agent_leg = support.TestAgentLeg(to_agent.received)
-        await agent.switch(commands.Join, agent_leg, routing=created["routing"])
-        await support.wait_for(lambda: any(c is commands.CustomerWaiting for c, _ in events))
-        ticket = [a for c, a in events if c is commands.CustomerWaiting][0]["ticket"]
-        data = await self.gateway.connect(self)
-        await data.hello(commands.ROLE_OPERATOR_DATA)
         operator_leg = support.StreamLeg(to_operator.received)
-        await data.switch(commands.Attach, operator_leg, ticket=ticket)
-        await agent_leg.paired
+        await support.pair(self.gateway, self, agent_leg, operator_leg, agent=agent)
         up = support.Sender(agent_leg.transport, size, b"up")
         down = support.Sender(operator_leg.transport, size, b"down")
         up.start()
