@@ -94,8 +94,8 @@ state_dir = {state}
 
 [listen]
 raw = tcp:{port}:interface={host}
-https = off
-http = off
+https = {https}
+http = {http}
 
 [tls]
 certificate = {files.certificate}
@@ -120,12 +120,15 @@ class GatewaySetup:
     files: endpoints.TlsFiles
     port: int
     password: str = attrs.field(repr=False)
+    https_port: int | None = None
+    http_port: int | None = None
 
 
-def make_gateway_state(directory: str) -> GatewaySetup:
+def make_gateway_state(directory: str, web: bool = False) -> GatewaySetup:
     """
     Make a state directory (keys, certificates, database with one operator)
     and a configuration under C{directory}, as C{ponte-admin init} does.
+    With C{web}, the HTTPS and HTTP ports listen too (else they are off).
     """
     state = os.path.join(directory, "state")
     os.makedirs(state, mode=0o700)
@@ -138,11 +141,35 @@ def make_gateway_state(directory: str) -> GatewaySetup:
     )
     password = secrets.token_urlsafe(18)
     _add_operator(os.path.join(state, "ponte.sqlite3"), password)
-    port = endpoints.free_port()
+    port, https_port, http_port = _free_ports(3) if web else (endpoints.free_port(), None, None)
     config = os.path.join(directory, "ponte.conf")
     with open(config, "w", encoding="utf-8") as f:
-        f.write(_GATEWAY_CONFIG.format(state=state, port=port, host=endpoints.HOST, files=files))
-    return GatewaySetup(config, files, port, password)
+        f.write(
+            _GATEWAY_CONFIG.format(
+                state=state,
+                port=port,
+                host=endpoints.HOST,
+                files=files,
+                https=_listen(https_port),
+                http=_listen(http_port),
+            )
+        )
+    return GatewaySetup(config, files, port, password, https_port, http_port)
+
+
+def _listen(port: int | None) -> str:
+    """A C{[listen]} value: a port on the benchmark's host, or off."""
+    return "off" if port is None else f"tcp:{port}:interface={endpoints.HOST}"
+
+
+def _free_ports(count: int) -> list[int]:
+    """C{count} different free ports (the kernel may hand out a port twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = endpoints.free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _add_operator(database: str, password: str) -> None:

@@ -6,13 +6,12 @@ expect, and a watch on other work on the machine.
 """
 
 import os
-import re
 
 import attrs
 from twisted.internet import defer
 from twisted.python import failure
 
-from bench.relay import endpoints, procstat, relays
+from bench.relay import procstat, relays
 from bench.relay.errors import BenchError
 
 
@@ -74,41 +73,15 @@ def start_gateway(directory: str) -> GatewayServer:
     turn the HTTPS and HTTP listeners on (free ports on 127.0.0.1), and
     run C{twistd -n ponte} on it until all three ports listen.
     """
-    setup = relays.make_gateway_state(directory)
-    https_port, http_port = _free_ports(2, avoid={setup.port})
-    _listen(setup.config, {"https": https_port, "http": http_port})
+    setup = relays.make_gateway_state(directory, web=True)
     process = relays.start_gateway(setup, directory)
     try:
-        for port in (https_port, http_port):
+        for port in (setup.https_port, setup.http_port):
             process.wait_listening(port)
     except BaseException:
         process.stop()
         raise
-    return GatewayServer(process, setup, https_port, http_port)
-
-
-def _free_ports(count: int, avoid: set[int]) -> list[int]:
-    """C{count} different free ports, none in C{avoid} (the kernel may hand out a port twice)."""
-    ports = []
-    while len(ports) < count:
-        port = endpoints.free_port()
-        if port not in avoid and port not in ports:
-            ports.append(port)
-    return ports
-
-
-def _listen(config: str, ports: dict[str, int]) -> None:
-    """Replace C{NAME = off} in the C{[listen]} section by a port on 127.0.0.1."""
-    with open(config, encoding="utf-8") as f:
-        text = f.read()
-    for name, port in ports.items():
-        text, found = re.subn(
-            rf"^{name} = off$", f"{name} = tcp:{port}:interface={endpoints.HOST}", text, flags=re.M
-        )
-        if found != 1:
-            raise BenchError(f"the relay benchmark's gateway configuration has no '{name} = off' line")
-    with open(config, "w", encoding="utf-8") as f:
-        f.write(text)
+    return GatewayServer(process, setup, setup.https_port, setup.http_port)
 
 
 def descendants(pid: int) -> set[int]:
