@@ -12,6 +12,7 @@ from twisted.protocols import amp
 
 from gateway.switchboard import Peer, Switchboard
 from wire import commands, logs
+from wire.timers import cancel
 
 
 @attrs.frozen
@@ -117,8 +118,7 @@ class GatewayProtocol(amp.AMP):
         self._deadline = self._clock.callLater(seconds, self._refuse, reason)
 
     def _cancel_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
+        cancel(self._deadline)
         self._deadline = None
 
     def _send_event(self, command, **arguments) -> None:

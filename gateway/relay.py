@@ -14,6 +14,7 @@ from twisted.internet.protocol import Protocol
 
 
 from wire import notice, logs
+from wire.timers import cancel
 
 AGENT = "agent"
 OPERATOR = "operator"
@@ -53,8 +54,7 @@ class RelayLeg(Protocol):
 
     def connectionLost(self, reason):
         self.lost = True
-        if self.grace is not None and self.grace.active():
-            self.grace.cancel()
+        cancel(self.grace)
         self.relay._leg_lost(self, reason)
 
 
@@ -217,8 +217,7 @@ class Relay:
         self.ended = True
         self.end_reason = reason
         self._pending, self._pending_size = [], 0
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
+        cancel(self._idle_call)
         self._idle_call = None
         if notify:
             self._on_end(self, reason)

@@ -32,6 +32,7 @@ from wire.commands import (
     NotYourSession,
     UnknownCode,
 )
+from wire.timers import cancel
 
 
 class State(enum.Enum):
@@ -356,8 +357,7 @@ class Router:
         session.ticket = session.ticket_digest = None
 
     def _cancel_timer(self, session: Session) -> None:
-        if session._timer is not None and session._timer.active():
-            session._timer.cancel()
+        cancel(session._timer)
         session._timer = None
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ lost however the client split its first TLS records.
 from twisted.internet.protocol import Factory, Protocol
 
 from wire import logs
+from wire.timers import cancel
 
 
 class SniffingProtocol(Protocol):
@@ -60,8 +61,7 @@ class SniffingProtocol(Protocol):
             self.chosen.connectionLost(reason)
 
     def _cancel(self):
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
+        cancel(self._deadline)
         self._deadline = None
 
 

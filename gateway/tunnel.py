@@ -39,6 +39,7 @@ from twisted.web import resource, server
 from wire import logs
 from wire.tunnel_frames import DATA, KEEPALIVE, frame
 from wire.virtual import VirtualTransport
+from wire.timers import cancel
 
 log = logs.logger(__name__)
 
@@ -210,20 +211,18 @@ class ServerTunnel(VirtualTransport):
 
     def _end_download(self):
         request, self._download = self._download, None
-        for timer in self._download_timers:
-            if timer.active():
-                timer.cancel()
-        self._download_timers = []
+        self._stop_download_timers()
         if request is not None and _answerable(request):
             request.finish()
+
+    def _stop_download_timers(self):
+        cancel(*self._download_timers)
+        self._download_timers = []
 
     def _download_gone(self, _, request):
         if self._download is request:
             self._download = None
-            for timer in self._download_timers:
-                if timer.active():
-                    timer.cancel()
-            self._download_timers = []
+            self._stop_download_timers()
 
     def _touch(self):
         if self._expiry is not None and self._expiry.active():
@@ -243,8 +242,7 @@ class ServerTunnel(VirtualTransport):
         if self.closed:
             return
         self.closed = True
-        if self._expiry is not None and self._expiry.active():
-            self._expiry.cancel()
+        cancel(self._expiry)
         self._end_download()
         for request, _ in self._held:
             if _answerable(request):

@@ -12,6 +12,7 @@ from twisted.web import http, resource, server
 
 from gateway.tunnel import TunnelResource
 from wire import logs
+from wire.timers import cancel
 
 _log = logs.logger(__name__)
 
@@ -103,8 +104,7 @@ class DeadlineChannel(http.HTTPChannel):
         self.transport.abortConnection()
 
     def _cancel_deadline(self):
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
+        cancel(self._deadline)
         self._deadline = None
 
 

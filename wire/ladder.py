@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTCP
 from twisted.python.failure import Failure
 
 from wire import client, https, proxy, tls, tunnel
+from wire.timers import cancel
 
 RAW = "raw"
 HTTPS_PORT = "https-port"
@@ -312,6 +313,5 @@ class _Race:
             self._done.callback(None)
 
     def _cancel_stagger(self):
-        if self._stagger_call is not None and self._stagger_call.active():
-            self._stagger_call.cancel()
+        cancel(self._stagger_call)
         self._stagger_call = None

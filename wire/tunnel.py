@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from wire import logs, tunnel_frames
 from wire.virtual import VirtualTransport
+from wire.timers import cancel
 
 log = logs.logger(__name__)
 
@@ -297,8 +298,7 @@ class ClientTunnel(VirtualTransport):
     def _download_ended(self, result, number):
         if number != self._download_number or self.closed:
             return None
-        if self._detect_call is not None and self._detect_call.active():
-            self._detect_call.cancel()
+        cancel(self._detect_call)
         self._detect_call = None
         self._download_d = None
         self._reader.reset()
@@ -384,9 +384,7 @@ class ClientTunnel(VirtualTransport):
         if self.closed:
             return
         self.closed = True
-        for call in [self._detect_call, *self._retries.values()]:
-            if call is not None and call.active():
-                call.cancel()
+        cancel(self._detect_call, *self._retries.values())
         body, self._download_body = self._download_body, None
         if body is not None and body.transport is not None:
             body.transport.stopProducing()  # drops a response still streaming
