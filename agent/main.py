@@ -10,10 +10,8 @@ result and time, and exits 0 if at least one works.
 import argparse
 import sys
 
-from twisted.internet import defer
-from twisted.internet.task import react
 
-from wire import commands, ladder, proxy
+from wire import cli, commands, ladder, proxy
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,16 +60,7 @@ def main(argv=None, out=None) -> int:
     except (OSError, ValueError) as e:
         sys.stderr.write(f"ponte-agent: {e}\n")
         return 2
-    status = []
-
-    async def run(reactor):
-        status.append(await check(reactor, options, out))
-
-    try:
-        react(lambda reactor: defer.ensureDeferred(run(reactor)))
-    except SystemExit:
-        pass
-    return status[0] if status else 1
+    return cli.run(check, options, out)
 
 
 if __name__ == "__main__":

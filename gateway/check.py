@@ -5,9 +5,8 @@ nothing, changes nothing and counts as no failed attempt.
 """
 
 import attrs
-from twisted.internet import defer
 
-from wire import client, commands
+from wire import cli, client, commands
 
 
 @attrs.frozen
@@ -66,20 +65,4 @@ async def check(reactor, host: str, port: int, ca_pem: bytes) -> CheckResult:
 
 def run(host: str, port: int, ca_pem: bytes) -> CheckResult:
     """Run L{check} on a reactor of its own; for the command line."""
-    from twisted.internet.task import react
-
-    outcome = {}
-
-    async def main(reactor):
-        try:
-            outcome["result"] = await check(reactor, host, port, ca_pem)
-        except CheckFailed as e:
-            outcome["error"] = e
-
-    try:
-        react(lambda r: defer.ensureDeferred(main(r)))
-    except SystemExit:
-        pass
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    return cli.run(check, host, port, ca_pem)
