@@ -52,9 +52,13 @@ def _database(state: str):
         connection.close()
 
 
-def _new_operator(name: str, display_name: str, password: str, admin: bool) -> records.Operator:
+def _new_operator(
+    name: str, display_name: str, password: str, admin: bool, group: str = ""
+) -> records.Operator:
     """An enabled operator account with a freshly hashed password."""
-    return records.Operator(name, display_name, passwords.hash_password(password), admin, False, time.time())
+    return records.Operator(
+        name, display_name, passwords.hash_password(password), admin, False, time.time(), group
+    )
 
 
 def _read_password(options, prompt_twice: bool) -> str:
@@ -105,8 +109,14 @@ def cmd_init(options, out) -> None:
 def cmd_user_add(options, out) -> None:
     """Add an operator."""
     state, _ = _state_dir(options)
+    display_name = options.display_name or options.name
+    if not 1 <= len(display_name) <= 64:
+        # It is the common name of the operator's certificates.
+        raise AdminError("the display name must have 1 to 64 characters")
     password = _read_password(options, prompt_twice=True)
-    operator = _new_operator(options.name, options.display_name or options.name, password, options.admin)
+    operator = _new_operator(
+        options.name, display_name, password, options.admin, options.group
+    )
     try:
         with _database(state) as cursor:
             records.add_operator(cursor, operator)
@@ -120,12 +130,17 @@ def cmd_user_list(options, out) -> None:
     state, _ = _state_dir(options)
     with _database(state) as cursor:
         operators = records.list_operators(cursor)
-    out.write(f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} created\n")
+    out.write(
+        f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} {'created':<10} group\n"
+    )
     for op in operators:
         created = time.strftime("%Y-%m-%d", time.gmtime(op.created_at))
         status = "disabled" if op.disabled else "active"
         admin = "yes" if op.is_admin else "no"
-        out.write(f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {created}\n")
+        out.write(
+            f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {created:<10} "
+            f"{op.group or '-'}\n"
+        )
 
 
 def _update(options, out, message, **changes) -> None:
@@ -204,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="make an administrator")
     add.add_argument("--display-name", help="name shown to customers")
+    add.add_argument(
+        "--group", default="", help="the operator's group, named in their certificates (default none)"
+    )
     add.add_argument("--password-file", help="read the password from this file's first line")
     add.set_defaults(run=cmd_user_add)
     user.add_parser("list", help="list operators").set_defaults(run=cmd_user_list)

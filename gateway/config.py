@@ -62,6 +62,17 @@ def _hold(text: str) -> float:
     return value
 
 
+def _certificate_hours(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= MAX_CERTIFICATE_HOURS:
+        raise ValueError(f"must be a number of hours above 0 and at most {MAX_CERTIFICATE_HOURS}")
+    return value
+
+
+# Operator certificates are meant to be short-lived: a week at most.
+MAX_CERTIFICATE_HOURS = 24 * 7
+
+
 def _on_off(text: str) -> bool:
     if text.lower() not in ("on", "off"):
         raise ValueError("must be on or off")
@@ -84,6 +95,9 @@ _KEYS = {
     ("limits", "http_request_deadline"): ("http_request_deadline", _seconds, "10"),
     ("tls", "certificate"): ("certificate", _text, "var/tls/gateway.crt"),
     ("tls", "key"): ("key", _text, "var/tls/gateway.key"),
+    ("tls", "operator_ca_certificate"): ("operator_ca_certificate", _text, ""),
+    ("tls", "operator_ca_key"): ("operator_ca_key", _text, ""),
+    ("operators", "certificate_hours"): ("operator_certificate_lifetime", _certificate_hours, "8"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
     ("codes", "secret_length"): ("secret_length", _positive_int, "3"),
     ("codes", "validity"): ("code_validity", _seconds, "600"),
@@ -135,6 +149,9 @@ class GatewayConfig:
     http_request_deadline: float
     certificate: str
     key: str
+    operator_ca_certificate: str
+    operator_ca_key: str
+    operator_certificate_lifetime: float  # hours
     routing_length: int
     secret_length: int
     code_validity: float
@@ -165,6 +182,18 @@ class GatewayConfig:
     def database(self) -> str:
         """The SQLite database file under the state directory."""
         return os.path.join(self.state_dir, "ponte.sqlite3")
+
+    @property
+    def operator_ca_files(self) -> tuple[str, str]:
+        """
+        The operator CA's certificate and key files: as configured, or the
+        state directory's C{tls/operator-ca.crt} and C{tls/operator-ca.key}.
+        """
+        tls = os.path.join(self.state_dir, "tls")
+        return (
+            self.operator_ca_certificate or os.path.join(tls, "operator-ca.crt"),
+            self.operator_ca_key or os.path.join(tls, "operator-ca.key"),
+        )
 
     def terms_text(self) -> str:
         """The terms the customer accepts, read from C{terms_file}."""

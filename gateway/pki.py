@@ -1,7 +1,8 @@
 """
 The appliance's own keys and certificates, made by C{ponte-admin init}: a
 development CA and the gateway certificate it signs, the operator CA (which
-signs operators' short-lived certificates) and the agent-signing key.
+signs operators' short-lived certificates) and the agent-signing key; and
+the issuing of those operator certificates.
 """
 
 import datetime
@@ -14,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from wire import identity
 
 
 @attrs.frozen
@@ -189,3 +192,146 @@ def initialise(layout: Layout, organisation: str, names: list[str] | None = None
     for name, data, secret in outputs:
         write_file(layout.path(name), data, secret)
     return [layout.path(name) for name, _, _ in outputs]
+
+
+# -- operator certificates ---------------------------------------------------
+
+
+class BadCertificateRequest(ValueError):
+    """A certificate request cannot be used; the message says why."""
+
+
+@attrs.frozen
+class OperatorCA:
+    """The operator CA's certificate and private key, loaded once."""
+
+    certificate: x509.Certificate
+    key: object = attrs.field(repr=False)
+
+
+def parse_operator_ca(certificate_pem: bytes, key_pem: bytes) -> OperatorCA:
+    """
+    The operator CA from its PEM certificate and unencrypted PEM key.
+
+    @raise ValueError: if either does not load, or the key is not the
+        certificate's.
+    """
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if key.public_key() != certificate.public_key():
+        raise ValueError("the key is not the certificate's")
+    return OperatorCA(certificate, key)
+
+
+def load_operator_ca(layout: Layout) -> OperatorCA:
+    """The operator CA of a state directory's C{tls/} folder."""
+    with open(layout.path(layout.operator_ca_certificate), "rb") as f:
+        certificate_pem = f.read()
+    with open(layout.path(layout.operator_ca_key), "rb") as f:
+        key_pem = f.read()
+    return parse_operator_ca(certificate_pem, key_pem)
+
+
+_OPERATOR_CURVES = (ec.SECP256R1, ec.SECP384R1)
+
+
+def _checked_request(request_pem: bytes) -> x509.CertificateSigningRequest:
+    """The request in C{request_pem}, if it is one the gateway signs."""
+    if not isinstance(request_pem, bytes) or b"-----BEGIN" not in request_pem:
+        raise BadCertificateRequest("the certificate request is not PEM")
+    try:
+        request = x509.load_pem_x509_csr(request_pem)
+    except ValueError:
+        raise BadCertificateRequest("the certificate request is malformed") from None
+    try:
+        public_key = request.public_key()
+        valid = request.is_signature_valid
+    except Exception:
+        # An unknown key type or signature algorithm.
+        raise BadCertificateRequest(
+            "the certificate request's key or signature algorithm is not supported"
+        ) from None
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, _OPERATOR_CURVES):
+            raise BadCertificateRequest(
+                f"the certificate request's key is on curve {public_key.curve.name}; "
+                "use P-256, P-384 or Ed25519"
+            )
+    elif not isinstance(public_key, ed25519.Ed25519PublicKey):
+        raise BadCertificateRequest(
+            f"the certificate request's key is {type(public_key).__name__}; "
+            "use EC P-256, P-384 or Ed25519"
+        )
+    if not valid:
+        raise BadCertificateRequest(
+            "the certificate request's signature does not verify with the key it contains"
+        )
+    return request
+
+
+def issue_operator_certificate(
+    request_pem: bytes,
+    ca_certificate: x509.Certificate,
+    ca_key,
+    *,
+    username: str,
+    display_name: str,
+    organisation: str,
+    group: str,
+    lifetime: datetime.timedelta,
+    now: datetime.datetime,
+) -> x509.Certificate:
+    """
+    A short-lived operator certificate for the key of a PEM certificate
+    request.  The request only proves possession of the key: its subject
+    and extensions are ignored, and the certificate names the operator with
+    L{wire.identity.operator_subject}.  It is valid from one minute before
+    C{now} (whole seconds) until C{now + lifetime}, for TLS servers (the
+    console is the server of the end-to-end channel) and clients.
+
+    @raise BadCertificateRequest: if the request is not PEM, is malformed,
+        its signature does not verify, or its key is not EC P-256, P-384 or
+        Ed25519.
+    """
+    request = _checked_request(request_pem)
+    now = now.replace(microsecond=0)
+    try:
+        issuer_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        )
+    except x509.ExtensionNotFound:
+        issuer_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    public_key = request.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(identity.operator_subject(username, display_name, organisation, group))
+        .issuer_name(ca_certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(issuer_key_id, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )

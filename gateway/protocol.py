@@ -136,8 +136,10 @@ class GatewayProtocol(amp.AMP):
         return self.switchboard.hello(self.peer, version, role)
 
     @commands.Login.responder
-    def login(self, username, password):
-        d = defer.ensureDeferred(self.switchboard.login(self.peer, username, password))
+    def login(self, username, password, certificate_request=None):
+        d = defer.ensureDeferred(
+            self.switchboard.login(self.peer, username, password, certificate_request)
+        )
 
         def logged_in(result):
             self._trusted = True

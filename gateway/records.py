@@ -20,6 +20,7 @@ class Operator:
     is_admin: bool
     disabled: bool
     created_at: float
+    group: str = ""  # named in the operator's certificates; "" for none
 
 
 class DuplicateOperator(Exception):
@@ -30,12 +31,14 @@ class NoSuchOperator(Exception):
     """No operator has this username."""
 
 
-_OPERATOR_COLUMNS = "username, display_name, password_hash, is_admin, disabled, created_at"
+_OPERATOR_COLUMNS = "username, display_name, password_hash, is_admin, disabled, created_at, group_name"
 
 
 def _operator(row) -> Operator:
-    username, display_name, password_hash, is_admin, disabled, created_at = row
-    return Operator(username, display_name, password_hash, bool(is_admin), bool(disabled), created_at)
+    username, display_name, password_hash, is_admin, disabled, created_at, group = row
+    return Operator(
+        username, display_name, password_hash, bool(is_admin), bool(disabled), created_at, group
+    )
 
 
 def get_operator(cursor, username: str) -> Operator | None:
@@ -59,7 +62,7 @@ def add_operator(cursor, operator: Operator) -> None:
     """
     try:
         cursor.execute(
-            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             attrs.astuple(operator),
         )
     except sqlite3.IntegrityError:

@@ -42,6 +42,10 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX connection_events_at ON connection_events (at)",
     ],
+    # 2: operator groups (named in operator certificates)
+    [
+        "ALTER TABLE operators ADD COLUMN group_name TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 
 

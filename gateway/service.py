@@ -9,6 +9,7 @@ import sqlite3
 from twisted.application.service import MultiService, Service
 
 from gateway import config as configuration
+from gateway import pki
 from twisted.internet.address import IPv4Address
 
 from gateway.fasttls import BulkTLSFactory
@@ -52,9 +53,10 @@ class GatewayService(MultiService):
     def __init__(self, config, reactor):
         super().__init__()
         self.config = config
+        operator_ca = load_operator_ca(config)
         self.store = SQLiteStore(config.database)
         _StoreService(self.store).setServiceParent(self)
-        self.switchboard = Switchboard(config, reactor, self.store)
+        self.switchboard = Switchboard(config, reactor, self.store, operator_ca=operator_ca)
         _SwitchboardService(self).setServiceParent(self)
         limits = ConnectionLimits.from_config(config)
         options = tls.server_options(
@@ -111,6 +113,27 @@ class GatewayService(MultiService):
         RetentionService(
             self.store, reactor, config.retention_days, config.purge_interval
         ).setServiceParent(self)
+
+
+def load_operator_ca(config) -> pki.OperatorCA:
+    """
+    The operator CA the configuration names, loaded once at start.
+
+    @raise configuration.ConfigError: in one line, if its files cannot be
+        read, do not load, or do not match.
+    """
+    certificate_path, key_path = config.operator_ca_files
+    certificate = configuration.read_file(config, "[tls] operator_ca_certificate", certificate_path)
+    key = configuration.read_file(config, "[tls] operator_ca_key", key_path)
+    try:
+        return pki.parse_operator_ca(certificate, key)
+    except (ValueError, TypeError) as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise configuration.ConfigError(
+            f"{config.path}: [tls] operator_ca_certificate = {certificate_path}, "
+            f"operator_ca_key = {key_path}: the operator CA's certificate and key do not load "
+            f"or do not match: {reason}"
+        ) from e
 
 
 def make_service(config_path: str, reactor=None) -> GatewayService:

@@ -8,12 +8,15 @@ operators their events.  Protocols (L{gateway.protocol}) are thin and call
 into it with a L{Peer} describing their connection.
 """
 
+import datetime
+
 import attrs
+from cryptography.hazmat.primitives import serialization
 from twisted.internet import threads
 
 from zope.interface import implementer
 
-from gateway import passwords
+from gateway import passwords, pki
 from gateway.config import GatewayConfig
 from gateway.ratelimit import FailureLimiter, GlobalBudget
 from gateway.relay import Relay, RelayLimits
@@ -22,6 +25,7 @@ from wire import codes, commands, logs
 from wire.commands import (
     AccountDisabled,
     AuthenticationFailed,
+    BadCertificateRequest,
     CodeBusy,
     HelloRequired,
     NotLoggedIn,
@@ -61,8 +65,15 @@ class Switchboard:
 
     log = logs.logger(__name__)
 
-    def __init__(self, config: GatewayConfig, clock, store, check_password=None):
+    def __init__(self, config: GatewayConfig, clock, store, check_password=None, operator_ca=None):
+        """
+        @param operator_ca: the L{pki.OperatorCA} that signs operator
+            certificates at login (loaded once, at start); without it a
+            login with a certificate request is refused.
+        """
         self.config = config
+        self.operator_ca = operator_ca
+        self._certificate_lifetime = datetime.timedelta(hours=config.operator_certificate_lifetime)
         self._clock = clock
         # The clock is the reactor (or a test clock): its seconds() are Unix time.
         self._wall = clock.seconds
@@ -164,8 +175,12 @@ class Switchboard:
 
     # -- operators ---------------------------------------------------------
 
-    async def login(self, peer: Peer, username: str, password: str) -> dict:
-        """Check an operator's password (in a thread) and log them in."""
+    async def login(self, peer: Peer, username: str, password: str, certificate_request=None) -> dict:
+        """
+        Check an operator's password (in a thread) and log them in.  With a
+        PEM C{certificate_request}, also issue them an operator certificate
+        (PEM, answered as C{certificate}); a bad request refuses the login.
+        """
         self._require(peer, commands.ROLE_OPERATOR)
         wait = self.login_limiter.retry_after(peer.address)
         if wait is not None:
@@ -181,13 +196,59 @@ class Switchboard:
         if operator.disabled:
             self.record("login-failed", peer, "account disabled")
             raise AccountDisabled("this account is disabled; ask your administrator")
+        certificate = None
+        if certificate_request is not None:
+            try:
+                certificate = self._issue(operator, certificate_request)
+            except BadCertificateRequest:
+                self.record("login-failed", peer, "bad certificate request")
+                raise
         if peer.operator is not None:
             self._offline(peer)
         peer.operator = operator
         self._online.setdefault(operator.username, []).append(peer)
         self.record("login", peer, operator.username)
         self.log.info("operator {who} logged in from {address}", who=operator.username, address=peer.address)
-        return {"display_name": operator.display_name, "organisation": self.config.organisation}
+        answer = {"display_name": operator.display_name, "organisation": self.config.organisation}
+        if certificate is not None:
+            serial = f"{certificate.serial_number:x}"
+            self.record("certificate", peer, f"{operator.username} serial {serial}")
+            self.log.info(
+                "operator certificate {serial} issued to {who}, valid until {until}",
+                serial=serial,
+                who=operator.username,
+                until=certificate.not_valid_after_utc.isoformat(),
+            )
+            answer["certificate"] = certificate.public_bytes(serialization.Encoding.PEM)
+        return answer
+
+    def _issue(self, operator, request_pem: bytes):
+        """An operator certificate for C{operator}'s key in C{request_pem}."""
+        if self.operator_ca is None:
+            raise BadCertificateRequest("this gateway has no operator CA and issues no certificates")
+        try:
+            return pki.issue_operator_certificate(
+                request_pem,
+                self.operator_ca.certificate,
+                self.operator_ca.key,
+                username=operator.username,
+                display_name=operator.display_name,
+                organisation=self.config.organisation,
+                group=operator.group,
+                lifetime=self._certificate_lifetime,
+                now=datetime.datetime.fromtimestamp(self._wall(), datetime.timezone.utc),
+            )
+        except pki.BadCertificateRequest as e:
+            raise BadCertificateRequest(str(e)) from None
+        except ValueError as e:
+            # The account's own names do not fit a certificate (a display
+            # name above 64 characters, say): not the console's fault.
+            self.log.error(
+                "cannot issue an operator certificate to {who}: {why}", who=operator.username, why=e
+            )
+            raise BadCertificateRequest(
+                f"the gateway cannot issue a certificate for this account ({e}); ask your administrator"
+            ) from None
 
     def create(self, peer: Peer) -> dict:
         """Make a new routing part for the logged-in operator."""

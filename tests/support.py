@@ -22,16 +22,19 @@ _HASH = passwords.hash_password(PASSWORD)
 
 
 def make_state(directory: str, operators=(("alice", "Alice Agostini", False),)) -> pki.Layout:
-    """A state directory with keys, a database and the given operators."""
+    """
+    A state directory with keys, a database and the given operators:
+    (username, display name, disabled[, group]) each.
+    """
     os.makedirs(directory, exist_ok=True)
     layout = pki.Layout(os.path.join(directory, "tls"))
     pki.initialise(layout, "Test Org", ["localhost", "127.0.0.1"])
     connection = records.open_database(os.path.join(directory, "ponte.sqlite3"))
     schema.migrate(connection)
-    for username, display, disabled in operators:
+    for username, display, disabled, *group in operators:
         records.add_operator(
             connection.cursor(),
-            records.Operator(username, display, _HASH, False, disabled, time.time()),
+            records.Operator(username, display, _HASH, False, disabled, time.time(), *group),
         )
     connection.close()
     return layout
@@ -97,20 +100,23 @@ class MemoryStore:
         return [e[1] for e in self.event_rows]
 
 
-def operator_record(username="alice", display="Alice Agostini", disabled=False):
+def operator_record(username="alice", display="Alice Agostini", disabled=False, group=""):
     """An operator whose password is L{PASSWORD}."""
-    return records.Operator(username, display, _HASH, False, disabled, 0.0)
+    return records.Operator(username, display, _HASH, False, disabled, 0.0, group)
 
 
 class RunningGateway:
     """A L{GatewayService} listening on an ephemeral port on 127.0.0.1."""
 
-    def __init__(self, testcase, **overrides):
+    OPERATORS = (("alice", "Alice Agostini", False), ("bob", "Bob Berg", False), ("carol", "Carol", True))
+
+    def __init__(self, testcase, operators=OPERATORS, **overrides):
+        """
+        @param operators: the accounts, as for L{make_state}.
+        @param overrides: configuration values, as for L{make_config}.
+        """
         directory = testcase.mktemp()
-        self.layout = make_state(
-            directory,
-            operators=(("alice", "Alice Agostini", False), ("bob", "Bob Berg", False), ("carol", "Carol", True)),
-        )
+        self.layout = make_state(directory, operators=operators)
         self.config = make_config(directory, **overrides)
         self.service = GatewayService(self.config, reactor)
         self.service.privilegedStartService()

@@ -52,6 +52,19 @@ class GatewayClient(amp.AMP):
         """Send C{Hello} for C{role}."""
         return self.callRemote(commands.Hello, version=version, role=role)
 
+    def login(self, username: str, password: str, certificate_request: bytes | None = None):
+        """
+        Send C{Login}.  With a PEM C{certificate_request} (from
+        L{wire.identity.make_request}), the answer's C{certificate} is the
+        operator certificate (PEM) the gateway issued for its key.
+        """
+        return self.callRemote(
+            commands.Login,
+            username=username,
+            password=password,
+            certificate_request=certificate_request,
+        )
+
     def switch(self, command, leg: Protocol, **arguments):
         """
         Send C{Join} or C{Attach}; on success the connection now carries

@@ -13,6 +13,7 @@ from twisted.protocols.amp import (
     Float,
     Integer,
     ProtocolSwitchCommand,
+    String,
     Unicode,
 )
 
@@ -89,6 +90,13 @@ class RateLimited(GatewayError):
         return int(found.group(1)) if found else None
 
 
+class BadCertificateRequest(GatewayError):
+    """
+    The certificate request sent with C{Login} is not PEM, is malformed,
+    its signature does not verify, or its key type is not accepted.
+    """
+
+
 class BadTicket(GatewayError):
     """The attach ticket is unknown, already used or expired."""
 
@@ -124,16 +132,45 @@ class Hello(Command):
     errors = {VersionMismatch: b"VERSION_MISMATCH", HelloRequired: b"HELLO_REQUIRED"}
 
 
-class Login(Command):
-    """Operator login on the control connection."""
+class _OmittedIfAbsent(String):
+    """
+    Optional bytes (AMP's C{String}) that are left out of the decoded
+    answer when absent (AMP's own optional values decode as C{None}), so
+    that an answer without them is exactly the answer of before they
+    existed.
+    """
 
-    arguments = [(b"username", Unicode()), (b"password", Unicode())]
-    response = [(b"display_name", Unicode()), (b"organisation", Unicode())]
+    def __init__(self):
+        super().__init__(optional=True)
+
+    def fromBox(self, name, strings, objects, proto):
+        if strings.get(name) is not None:
+            super().fromBox(name, strings, objects, proto)
+
+
+class Login(Command):
+    """
+    Operator login on the control connection.  With a PEM certificate
+    request (see L{wire.identity.make_request}), the answer also carries a
+    short-lived operator certificate (PEM) for the request's key.
+    """
+
+    arguments = [
+        (b"username", Unicode()),
+        (b"password", Unicode()),
+        (b"certificate_request", String(optional=True)),
+    ]
+    response = [
+        (b"display_name", Unicode()),
+        (b"organisation", Unicode()),
+        (b"certificate", _OmittedIfAbsent()),
+    ]
     errors = {
         AuthenticationFailed: b"AUTHENTICATION_FAILED",
         AccountDisabled: b"ACCOUNT_DISABLED",
         RateLimited: b"RATE_LIMITED",
         HelloRequired: b"HELLO_REQUIRED",
+        BadCertificateRequest: b"BAD_CERTIFICATE_REQUEST",
     }
 
 
