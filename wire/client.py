@@ -124,9 +124,13 @@ class AgentLeg(Protocol):
         if found.kind == notice.CLOSED:
             self.paired.errback(LegClosed(found.reason))
             return
+        self.operator_attached()
         self.paired.callback(None)
         if rest:
             self.relayed(rest)
+
+    def operator_attached(self) -> None:
+        """The gateway paired this leg with an operator; override."""
 
     def relayed(self, data: bytes) -> None:
         """Bytes the operator's end sent; override."""

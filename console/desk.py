@@ -1,0 +1,109 @@
+"""
+The operator's desk: the console's control connection to the gateway.  It
+logs in (getting a short-lived operator certificate for a fresh key), makes
+codes (adding the secret part, which never goes to the gateway), hears of
+customers waiting, and picks them up on a data connection as a
+L{ConsoleSession}.
+"""
+
+import attrs
+from cryptography import x509
+
+from console.session import ConsoleSession
+from wire import codes, commands, identity, logs
+from wire.session_commands import SessionLimits
+
+
+@attrs.frozen
+class LiveCode:
+    """A code this operator made: the routing part from the gateway, the secret part from us."""
+
+    routing: str
+    secret: str = attrs.field(repr=False)
+    expires_at: float
+
+    def code(self) -> str:
+        """The whole code."""
+        return self.routing + self.secret
+
+    def display(self) -> str:
+        """The code as read out, e.g. C{K7QM-4XZ}."""
+        return codes.display(self.code())
+
+
+class Desk:
+    """
+    One operator's control connection.  C{connect(on_event)} opens a new
+    connection to the gateway (the control one, and one per data leg);
+    C{events(command, arguments)} hears every gateway event.
+    """
+
+    log = logs.logger(__name__)
+
+    def __init__(self, clock, connect, receive_directory: str, events=lambda command, arguments: None,
+                 limits: SessionLimits = SessionLimits()):
+        self.clock = clock
+        self._connect = connect
+        self.receive_directory = receive_directory
+        self._events = events
+        self.limits = limits
+        self.control = None
+        self.identity: identity.OperatorIdentity | None = None
+        self.certificate_pem: bytes | None = None
+        self._key_pem: bytes | None = None
+        self.codes: dict[str, LiveCode] = {}
+        self.waiting: dict[str, str] = {}  # routing part → ticket
+
+    async def login(self, username: str, password: str) -> identity.OperatorIdentity:
+        """Connect, log in and get this session's operator certificate."""
+        self.control = await self._connect(self._event)
+        await self.control.hello(commands.ROLE_OPERATOR)
+        request = identity.make_request(username)
+        answer = await self.control.callRemote(
+            commands.Login, username=username, password=password, certificate_request=request.request_pem
+        )
+        self.certificate_pem = answer["certificate"]
+        self._key_pem = request.key_pem()
+        self.identity = identity.read_identity(x509.load_pem_x509_certificate(self.certificate_pem))
+        return self.identity
+
+    async def new_code(self) -> LiveCode:
+        """A new code: the gateway's routing part and a secret part of our own."""
+        created = await self.control.callRemote(commands.CreateSession)
+        live = LiveCode(created["routing"], codes.random_part(created["secret_length"]), created["expires_at"])
+        self.codes[live.routing] = live
+        return live
+
+    async def cancel(self, routing: str) -> None:
+        """Withdraw an unused code."""
+        await self.control.callRemote(commands.CancelSession, routing=routing)
+        self.codes.pop(routing, None)
+
+    def _event(self, command, arguments) -> None:
+        if command is commands.CustomerWaiting:
+            self.waiting[arguments["routing"]] = arguments["ticket"]
+        elif command in (commands.CustomerLeft, commands.CodeTimedOut):
+            self.waiting.pop(arguments["routing"], None)
+        self._events(command, arguments)
+
+    async def pick_up(self, routing: str, ui) -> ConsoleSession:
+        """
+        Attach to the customer waiting on C{routing}; the returned session
+        confirms the code with their agent next.
+        """
+        live = self.codes[routing]
+        ticket = self.waiting.pop(routing)
+        session = ConsoleSession(
+            self.clock, ui, live.code(), self.certificate_pem, self._key_pem, self.receive_directory,
+            lambda: self._report_failure(routing), self.limits,
+        )
+        data = await self._connect(None)
+        await data.hello(commands.ROLE_OPERATOR_DATA)
+        await data.switch(commands.Attach, session.make_layers(), ticket=ticket)
+        return session
+
+    def _report_failure(self, routing: str) -> None:
+        d = self.control.callRemote(commands.ReportConfirmationFailure, routing=routing)
+        d.addCallback(lambda answer: self.log.warn(
+            "confirmation failure {failures} reported; code burnt: {burnt}", **answer))
+        d.addErrback(lambda f: self.log.warn("could not report a confirmation failure: {problem}", problem=str(f.value)))

@@ -1,0 +1,114 @@
+"""
+Whole sessions through a real gateway over TLS on 127.0.0.1: the
+end-to-end channel, the code confirmation and every part of the session
+protocol, with the gateway's relayed bytes recorded.
+"""
+
+import hashlib
+import os
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests import session_support, support
+from wire import session_commands as sc
+from wire.screen import InputEvent
+
+CANARY = "ponte-canary-7f3a9c"
+
+
+class FullSessionTests(unittest.TestCase):
+    timeout = 120
+
+    async def test_everything_reaches_the_other_side_and_the_gateway_sees_only_ciphertext(self):
+        tap = session_support.Tap(self)
+        s = await session_support.start(self)
+        secret = s.desk.codes[s.routing].secret
+        granted = await s.console.request_consent(list(sc.SCOPES), everything=True)
+        self.assertEqual(sorted(granted["granted"]), sorted(sc.SCOPES))
+        await s.console_ui.next("grants_changed", lambda a: len(a[0]) == len(sc.SCOPES))
+
+        # Chat both ways.
+        await s.console.send_chat(f"hello from the operator {CANARY}")
+        await s.agent.send_chat(f"hello from the customer {CANARY}")
+        (got,) = await s.agent_ui.next("chat_received")
+        self.assertEqual(got.text, f"hello from the operator {CANARY}")
+        (got,) = await s.console_ui.next("chat_received")
+        self.assertEqual(got.text, f"hello from the customer {CANARY}")
+
+        # A 20 MiB file each way, with the canary inside.
+        content = (CANARY.encode() + support.block(b"file", 20 * 1024 * 1024))[: 20 * 1024 * 1024]
+        source = self.mktemp()
+        with open(source, "wb") as f:
+            f.write(content)
+        sent = await s.console.send_file(source)
+        self.assertEqual(sent.outcome, "done")
+        (_, arrived) = await s.agent_ui.next("transfer_changed", lambda a: a[0] == "done")
+        with open(arrived.detail, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(content).hexdigest())
+        s.agent_ui.picked = source
+        await s.console.request_file("please send the log")
+        (_, back) = await s.console_ui.next("transfer_changed", lambda a: a[0] == "done" and a[1].direction == "in")
+        with open(back.detail, "rb") as f:
+            self.assertEqual(f.read(), content)
+
+        # A shell command's output.
+        shell = await s.console.open_shell(80, 24)
+        await s.console.shell_input(shell, f"echo {CANARY[:5]}''{CANARY[5:]}; exit 3\n".encode())
+        await s.console_ui.next("shell_exited")
+        output = b"".join(a[1] for a in s.console_ui.named("shell_output"))
+        self.assertIn(CANARY.encode(), output)
+        self.assertEqual(s.console_ui.named("shell_exited")[0][1:], (3, None))
+
+        # System information.
+        info = await s.console.system_info()
+        self.assertEqual(info.hostname, "customer-pc")
+
+        # A frame update, and an input event.
+        monitors = await s.console.monitors()
+        self.assertEqual([m.index for m in monitors], [0, 1])
+        await s.console.watch(0, credit=1)
+        (frame,) = await s.console_ui.next("frame_received")
+        self.assertEqual((frame.width, frame.height), (64, 32))
+        self.assertEqual(frame.tiles[0].data, s.platform.screen.pattern * 256)
+        await s.console.send_input(InputEvent("button", x=5, y=6, button="left", pressed=True))
+        self.assertEqual(s.platform.input.events, [InputEvent("button", x=5, y=6, button="left", pressed=True)])
+
+        # End from the console: both sides see it.
+        s.console.end("done, thank you")
+        (reason,) = await s.agent_ui.next("ended")
+        self.assertIn("done, thank you", reason)
+
+        relayed = tap.everything()
+        self.assertGreater(len(relayed), 40 * 1024 * 1024)
+        self.assertNotIn(CANARY.encode(), relayed)
+        self.assertNotIn(CANARY.encode("utf-16-le"), relayed)
+        self.assertNotIn((s.routing + secret).encode(), relayed)
+
+    async def test_the_secret_part_never_reaches_the_gateway(self):
+        """
+        Every byte the console and the agent send the gateway (control
+        connections in plaintext, and the relayed stream) is recorded: the
+        secret part is in none of them.  It is 8 characters here, so that
+        it cannot turn up by chance.
+        """
+        from gateway import protocol
+
+        plaintext = bytearray()
+        original = protocol.GatewayProtocol.dataReceived
+
+        def dataReceived(self_, data):
+            plaintext.extend(data)
+            original(self_, data)
+
+        self.patch(protocol.GatewayProtocol, "dataReceived", dataReceived)
+        tap = session_support.Tap(self)
+        gateway = support.RunningGateway(self, secret_length=8)
+        s = await session_support.start(self, gateway=gateway)
+        await s.console.send_chat("hello")
+        await s.agent_ui.next("chat_received")
+        secret = s.desk.codes[s.routing].secret.encode()
+        self.assertEqual(len(secret), 8)
+        self.assertIn(s.routing.encode(), plaintext)
+        self.assertNotIn(secret, bytes(plaintext))
+        self.assertNotIn(secret, tap.everything())
