@@ -92,9 +92,12 @@ class AgentSession(SessionCore):
         except sc.VersionMismatch as e:
             self.alarm(f"The operator's program speaks another version: {e}")
             return
-        except Exception as e:
+        except Exception:
             if self.state != ENDED:
-                self.alarm(f"The code could not be confirmed ({e.__class__.__name__}). The session was stopped.")
+                self.alarm(
+                    "The operator's side stopped answering during the code check — possible "
+                    "interception. The session was stopped."
+                )
             return
         if self.state != ENDED:
             self.verified_now()

@@ -51,6 +51,7 @@ class ConsoleSession(SessionCore):
         self._key_pem = key_pem
         self._report_failure = report_failure
         self._run: confirm.Confirmation | None = None
+        self._failed = False
         self.grants: dict[str, float | None] = {}
         self._requested: set[str] = set()
         self._frames: dict[int, list[Tile]] = {}
@@ -89,10 +90,16 @@ class ConsoleSession(SessionCore):
         try:
             step()
         except confirm.ConfirmationFailed as e:
-            self._report_failure()
-            # Answer first (the agent shows its own alarm), then stop.
+            # Answer first (the agent shows its own alarm), then stop, and
+            # only then report: the gateway undoes the pairing at once.
+            self._failed = True
             self.clock.callLater(0, self.alarm, ALARMS[type(e)], graceful=True)
             raise _REMOTE[type(e)](str(e)) from e
+
+    def channel_lost(self, problem):
+        if self._failed:
+            self._report_failure()
+        super().channel_lost(problem)
 
     # -- consent -----------------------------------------------------------------------
 

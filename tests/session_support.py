@@ -51,20 +51,22 @@ async def logged_in_desk(testcase, gateway: support.RunningGateway, username="al
 
 
 async def start(testcase, gateway=None, desk=None, typed=None, agent_ui=None, console_ui=None,
-                agent_ca=None, verified=True) -> Session:
+                agent_ca=None, verified=True, live=None, receive_directory=None) -> Session:
     """
     Run a session up to "verified" (or, with C{verified=False}, up to the
-    pick-up).  C{typed} is what the customer types (default: the right code).
+    pick-up).  C{live} is the code to use (default: a new one); C{typed}
+    makes what the customer types from it (default: the right code).
     """
     gateway = gateway or support.RunningGateway(testcase)
     desk = desk or await logged_in_desk(testcase, gateway)
-    live = await desk.new_code()
+    live = live or await desk.new_code()
     agent_ui = agent_ui or AgentUI()
     console_ui = console_ui or ConsoleUI()
-    platform = Platform(os.path.abspath(testcase.mktemp()))
+    platform = Platform(receive_directory or os.path.abspath(testcase.mktemp()))
     connection = await gateway.agent(testcase)
     await connection.callRemote(commands.Lookup, routing=live.routing)
-    agent = AgentSession(reactor, agent_ui, platform, typed or live.code(), agent_ca or operator_ca(gateway))
+    typed_code = typed(live) if typed else live.code()
+    agent = AgentSession(reactor, agent_ui, platform, typed_code, agent_ca or operator_ca(gateway))
     joined = defer.ensureDeferred(agent.join(connection, live.routing))
     await support.wait_for(lambda: live.routing in desk.waiting)
     console = await desk.pick_up(live.routing, console_ui)
