@@ -4,6 +4,7 @@ operator's window and the agent's platform (screen, input, system
 information, clipboard).  The shell is the real pty one.
 """
 
+import attrs
 from twisted.internet import defer, reactor
 from zope.interface import implementer
 
@@ -74,7 +75,7 @@ class AgentUI(_Recorder):
         self._note("chat_received", message)
 
     def transfer_changed(self, transfer):
-        self._note("transfer_changed", transfer.outcome, transfer)
+        self._note("transfer_changed", transfer.outcome, attrs.evolve(transfer))
 
     def pick_file(self, prompt):
         self._note("pick_file", prompt)
@@ -101,7 +102,7 @@ class ConsoleUI(_Recorder):
         self._note("chat_received", message)
 
     def transfer_changed(self, transfer):
-        self._note("transfer_changed", transfer.outcome, transfer)
+        self._note("transfer_changed", transfer.outcome, attrs.evolve(transfer))
 
     def frame_received(self, frame):
         self._note("frame_received", frame)
