@@ -24,6 +24,9 @@ class FullSessionTests(unittest.TestCase):
         tap = session_support.Tap(self)
         s = await session_support.start(self)
         secret = s.desk.codes[s.routing].secret
+        inner = s.agent.channel.transport.getHandle()
+        self.assertEqual(inner.get_protocol_version_name(), "TLSv1.3")
+        self.assertIn("MLKEM", inner.get_group_name())
         granted = await s.console.request_consent(list(sc.SCOPES), everything=True)
         self.assertEqual(sorted(granted["granted"]), sorted(sc.SCOPES))
         await s.console_ui.next("grants_changed", lambda a: len(a[0]) == len(sc.SCOPES))

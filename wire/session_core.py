@@ -101,6 +101,7 @@ class SessionCore(amp.CommandLocator):
         """The code is confirmed: session commands may run from now on."""
         cancel(self._confirm_timer)
         self.state = VERIFIED
+        self.log.info("session verified end to end ({side} side)", side=self.me)
         self.record("verified")
         self.ui.verified()
 
