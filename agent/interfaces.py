@@ -55,6 +55,9 @@ class IScreenSource(Interface):
     def next_frame(monitor):
         """A Deferred firing with the next L{wire.screen.Frame} of monitor C{monitor}."""
 
+    def cursor(monitor):
+        """The pointer on monitor C{monitor} now, a L{wire.screen.Cursor}."""
+
     def stop():
         """Screen sharing stopped; release what it holds."""
 

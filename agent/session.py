@@ -48,6 +48,7 @@ class AgentSession(SessionCore):
         self._screen = None  # (monitor, credit) while sharing
         self._screen_running = False
         self._frame_number = 0
+        self._cursor = None
         self._sending: set[str] = set()
         self.layers: e2e.AgentLayers | None = None
 
@@ -342,6 +343,7 @@ class AgentSession(SessionCore):
                     break
                 self._screen = (self._screen[0], self._screen[1] - 1)
                 await self._send_frame(frame)
+                self._send_cursor(monitor)
         except Exception as e:
             if self.state != ENDED:
                 self.log.failure("screen sharing stopped", None)
@@ -370,6 +372,14 @@ class AgentSession(SessionCore):
                 sc.FrameUpdate, frame=self._frame_number, monitor=frame.monitor,
                 width=frame.width, height=frame.height, tiles=[], last=True))
         await defer.gatherResults(sent, consumeErrors=True)
+
+    def _send_cursor(self, monitor: int) -> None:
+        cursor = self.platform.screen.cursor(monitor)
+        if cursor == self._cursor or self.state == ENDED:
+            return
+        shape = {"shape": cursor.shape} if self._cursor is None or cursor.shape != self._cursor.shape else {}
+        self._cursor = cursor
+        self.channel.callRemote(sc.CursorUpdate, x=cursor.x, y=cursor.y, visible=cursor.visible, **shape)
 
     def _stop_screen(self) -> None:
         if self._screen is not None:

@@ -12,7 +12,7 @@ from agent.interfaces import IAgentUI, IClipboard, IInputSink, IPlatform, IScree
 from agent.shell import PtyShellFactory
 from console.interfaces import IConsoleUI
 from wire import sysinfo
-from wire.screen import Frame, Monitor, Tile
+from wire.screen import Cursor, Frame, Monitor, Tile
 
 
 class _Recorder:
@@ -138,6 +138,9 @@ class Screen:
     def next_frame(self, monitor):
         self.grabs += 1
         return defer.succeed(Frame(monitor, 64, 32, (Tile(0, 0, 16, 16, "raw", self.pattern * 256),)))
+
+    def cursor(self, monitor):
+        return Cursor(7, 9, True, "arrow")
 
     def stop(self):
         self.stopped += 1

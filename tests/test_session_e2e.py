@@ -57,6 +57,9 @@ class FullSessionTests(unittest.TestCase):
 
         # A shell command's output.
         shell = await s.console.open_shell(80, 24)
+        await s.console.resize_shell(shell, 100, 30)
+        await s.console.shell_input(shell, b"stty size\n")
+        await support.wait_for(lambda: b"30 100" in b"".join(a[1] for a in s.console_ui.named("shell_output")))
         await s.console.shell_input(shell, f"echo {CANARY[:5]}''{CANARY[5:]}; exit 3\n".encode())
         await s.console_ui.next("shell_exited")
         output = b"".join(a[1] for a in s.console_ui.named("shell_output"))
@@ -74,6 +77,7 @@ class FullSessionTests(unittest.TestCase):
         (frame,) = await s.console_ui.next("frame_received")
         self.assertEqual((frame.width, frame.height), (64, 32))
         self.assertEqual(frame.tiles[0].data, s.platform.screen.pattern * 256)
+        self.assertEqual(await s.console_ui.next("cursor_moved"), (7, 9, True, "arrow"))
         await s.console.send_input(InputEvent("button", x=5, y=6, button="left", pressed=True))
         self.assertEqual(s.platform.input.events, [InputEvent("button", x=5, y=6, button="left", pressed=True)])
 

@@ -48,6 +48,16 @@ class Frame:
 
 
 @attrs.frozen
+class Cursor:
+    """Where the pointer is on a monitor, whether it shows, and its shape's name."""
+
+    x: int
+    y: int
+    visible: bool = True
+    shape: str | None = None
+
+
+@attrs.frozen
 class InputEvent:
     """
     One input event from the operator: C{move} (x, y), C{button} (x, y,
