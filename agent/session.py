@@ -402,8 +402,6 @@ class AgentSession(SessionCore):
     @sc.Clipboard.responder
     def clipboard(self, text):
         self._require(sc.CLIPBOARD)
-        if len(text) > self.limits.max_big_value:
-            raise sc.BadRequest("clipboard text too large")
         self.platform.clipboard.set_text(text)
         self.record("clipboard-in")
         return {}

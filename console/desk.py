@@ -13,6 +13,10 @@ from console.session import ConsoleSession
 from wire import codes, commands, identity, logs
 from wire.session_commands import SessionLimits
 
+# 32**3 = 32768 guesses; a guess costs a whole session attempt and three
+# failures burn the code.
+MINIMUM_SECRET_LENGTH = 3
+
 
 @attrs.frozen
 class LiveCode:
@@ -70,7 +74,10 @@ class Desk:
     async def new_code(self) -> LiveCode:
         """A new code: the gateway's routing part and a secret part of our own."""
         created = await self.control.callRemote(commands.CreateSession)
-        live = LiveCode(created["routing"], codes.random_part(created["secret_length"]), created["expires_at"])
+        # The gateway says how long the secret part should be, but a gateway
+        # must never be able to shorten it below what makes guessing hopeless.
+        length = max(created["secret_length"], MINIMUM_SECRET_LENGTH)
+        live = LiveCode(created["routing"], codes.random_part(length), created["expires_at"])
         self.codes[live.routing] = live
         return live
 

@@ -12,6 +12,7 @@ from twisted.protocols import amp
 
 from gateway.switchboard import Peer, Switchboard
 from wire import commands, logs
+from wire.boxbound import BoxBound
 from wire.timers import cancel
 
 
@@ -48,7 +49,7 @@ class GatewayProtocol(amp.AMP):
         self._transport_name = transport_name
         self.peer: Peer | None = None
         self._received = 0
-        self._box_bytes = 0
+        self._bound = BoxBound(limits.max_box_bytes)
         self._trusted = False
         self._switched = False
         self._deadline = None
@@ -80,17 +81,17 @@ class GatewayProtocol(amp.AMP):
             self.innerProtocol.dataReceived(data)
             return
         self._received += len(data)
-        self._box_bytes += len(data)
+        too_large = self._bound.over(len(data))
         if not self._trusted and self._received > self.limits.preauth_max_bytes:
             self._refuse(f"sent more than {self.limits.preauth_max_bytes} bytes before logging in or joining")
             return
-        if self._box_bytes > self.limits.max_box_bytes:
+        if too_large:
             self._refuse(f"sent a message larger than {self.limits.max_box_bytes} bytes")
             return
         super().dataReceived(data)
 
     def ampBoxReceived(self, box):
-        self._box_bytes = 0
+        self._bound.box_received()
         super().ampBoxReceived(box)
         # After Hello (even in this very box), silence is limited by the idle
         # timeout; a connection that became a relay leg has no such limit here.

@@ -119,3 +119,9 @@ class FullSessionTests(unittest.TestCase):
         self.assertIn(s.routing.encode(), plaintext)
         self.assertNotIn(secret, bytes(plaintext))
         self.assertNotIn(secret, tap.everything())
+
+    async def test_a_gateway_cannot_shorten_the_secret_part(self):
+        gateway = support.RunningGateway(self, secret_length=1)
+        s = await session_support.start(self, gateway=gateway)
+        self.assertEqual(len(s.desk.codes[s.routing].secret), 3)
+        self.assertEqual(s.agent.state, "verified")

@@ -12,6 +12,7 @@ from twisted.trial import unittest
 
 from tests import session_support, support
 from tests.session_doubles import AgentUI
+from wire import files
 from wire import session_commands as sc
 from wire.screen import InputEvent
 
@@ -211,6 +212,48 @@ class BadInputTests(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(directory)), ["report (1).txt", "report.txt"])
         with open(os.path.join(directory, "report.txt"), "rb") as f:
             self.assertEqual(f.read(), b"the customer's own")
+
+
+class ConsoleSideTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_the_console_refuses_files_it_did_not_ask_for(self):
+        s = await session_support.start(self)
+        channel = s.agent.channel
+        for attempt in (
+            channel.callRemote(sc.OfferFile, transfer_id="t", name="a.txt", size=1, sha256="ab" * 32),
+            channel.callRemote(sc.FileChunk, transfer_id="t", offset=0, data=b"x"),
+            channel.callRemote(sc.FileDone, transfer_id="t"),
+        ):
+            with self.assertRaises(sc.Refused):
+                await attempt
+        await s.agent.send_chat("the session goes on")
+        await s.console_ui.next("chat_received")
+
+
+class DiskFullTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_a_full_disk_keeps_what_was_received(self):
+        s = await session_support.start(self)
+        await s.console.request_consent([sc.SEND_FILE])
+        path, content = _file(self, 1024 * 1024)
+        original = files.Incoming.write
+
+        def write(incoming, offset, data):
+            if offset >= 256 * 1024:
+                raise files.DiskFull("no room left to receive it; free some space, then send the file again to resume it")
+            return original(incoming, offset, data)
+
+        self.patch(files.Incoming, "write", write)
+        with self.assertRaises(sc.TransferFailed) as caught:
+            await s.console.send_file(path)
+        self.assertIn("free some space", str(caught.exception))
+        (partial,) = os.listdir(s.platform.receive_directory)
+        with open(os.path.join(s.platform.receive_directory, partial), "rb") as f:
+            kept = f.read()
+        self.assertGreaterEqual(len(kept), 256 * 1024)
+        self.assertEqual(kept, content[: len(kept)])
 
 
 class ResumeTests(unittest.TestCase):

@@ -19,6 +19,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from wire import confirm, identity, logs, session_commands, tls
+from wire.boxbound import BoxBound
 from wire.client import AgentLeg
 from wire.session_commands import NotVerified, SessionLimits
 
@@ -84,7 +85,7 @@ class SessionChannel(amp.AMP):
         super().__init__(locator=_Gate(core))
         self.core = core
         self.limits = limits
-        self._box_bytes = 0
+        self._bound = BoxBound(limits.max_box_bytes)
         self._problem: str | None = None
         self.handshake_done = False
 
@@ -97,14 +98,13 @@ class SessionChannel(amp.AMP):
         self.core.channel_ready(self)
 
     def dataReceived(self, data):
-        self._box_bytes += len(data)
-        if self._box_bytes > self.limits.max_box_bytes:
+        if self._bound.over(len(data)):
             self.abort(f"the other side sent a message larger than {self.limits.max_box_bytes} bytes")
             return
         super().dataReceived(data)
 
     def ampBoxReceived(self, box):
-        self._box_bytes = 0
+        self._bound.box_received()
         super().ampBoxReceived(box)
 
     def abort(self, problem: str) -> None:

@@ -49,13 +49,11 @@ class SessionLimits:
     max_chunk: int = 60 * 1024
     max_box_bytes: int = 2 * 1024 * 1024
     max_chat_chars: int = 4000
-    max_name_bytes: int = 255
     max_file_size: int = 4 * 1024**3
     file_window: int = 16
     max_transfers: int = 8
     max_shells: int = 4
     max_tiles_per_update: int = 64
-    max_big_value: int = MAX_BIG_VALUE
     confirm_timeout: float = 30.0
 
 
@@ -231,12 +229,20 @@ class OfferFile(Command):
     errors = {**_GRANTED, Refused: b"REFUSED", TransferFailed: b"TRANSFER_FAILED"}
 
 
+_TRANSFER = {
+    **_GRANTED,
+    Refused: b"REFUSED",
+    UnknownTransfer: b"UNKNOWN_TRANSFER",
+    TransferFailed: b"TRANSFER_FAILED",
+}
+
+
 class FileChunk(Command):
     """Either way: at most 60 KiB of an accepted transfer at C{offset}."""
 
     arguments = [(b"transfer_id", Unicode()), (b"offset", Integer()), (b"data", String())]
     response: list = []
-    errors = {**_GRANTED, UnknownTransfer: b"UNKNOWN_TRANSFER", TransferFailed: b"TRANSFER_FAILED"}
+    errors = _TRANSFER
 
 
 class FileDone(Command):
@@ -244,7 +250,7 @@ class FileDone(Command):
 
     arguments = [(b"transfer_id", Unicode())]
     response: list = []
-    errors = {**_GRANTED, UnknownTransfer: b"UNKNOWN_TRANSFER", TransferFailed: b"TRANSFER_FAILED"}
+    errors = _TRANSFER
 
 
 class CancelTransfer(Command):

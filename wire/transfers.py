@@ -92,6 +92,12 @@ class Inbound:
             raise TransferFailed(f"chunk larger than {self.limits.max_chunk} bytes")
         try:
             incoming.write(offset, data)
+        except files.DiskFull as e:
+            # What was written is kept: once there is room, sending again resumes.
+            del self._incoming[transfer_id]
+            incoming.abandon()
+            self._end(transfer, "failed", str(e))
+            raise TransferFailed(str(e)) from e
         except (files.TransferError, OSError) as e:
             self._stop(transfer_id, "failed", str(e))
             raise TransferFailed(str(e)) from e
