@@ -38,6 +38,7 @@ $(BIN)/.ready: requirements.lock setup.cfg
 lock: $(BIN)/.ready
 	$(BIN)/pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras -o requirements.lock requirements.in
+	tools/drop-from-lock requirements.lock evdev
 
 bench: $(BIN)/.ready
 	@tools/ensure-debs $(BENCH_DEBS)
