@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= etc/ponte.conf
 # Debian packages: to build the environment, and for the tests
-# (openssl: s_client probes of the TLS settings; tinyproxy: a real HTTP proxy).
+# (openssl: s_client probes of the TLS settings; tinyproxy: a real HTTP proxy;
+# xvfb, xdotool, python3-tk: the agent's and console's windows on a private display).
 BUILD_DEBS := python3-venv
-TEST_DEBS := openssl tinyproxy
+TEST_DEBS := openssl tinyproxy xvfb xdotool python3-tk
 BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
