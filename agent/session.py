@@ -13,7 +13,7 @@ from agent.interfaces import IAgentUI, IPlatform
 from wire import commands, confirm, e2e, files, logs, sysinfo
 from wire import session_commands as sc
 from wire.screen import Frame, InputEvent
-from wire.session_core import ENDED, SessionCore
+from wire.session_core import ENDED, ENDING, SessionCore
 
 ALARMS = {
     confirm.CodeMismatch: "This code does not match the operator's — check it with them. The session was stopped.",
@@ -157,6 +157,19 @@ class AgentSession(SessionCore):
         if self._shells:
             activity.add("shell")
         self.ui.activity_changed(activity)
+
+    async def close_with_rating(self, stars: int | None = None, comment: str = "") -> None:
+        """
+        The customer is done with the summary: send the rating (if any) to
+        the operator, then close the channel.
+        """
+        if stars is not None and self.state == ENDING:
+            try:
+                await self.channel.callRemote(sc.Rate, stars=stars, comment=comment[: self.limits.max_comment_chars])
+                self.record("rated", f"{stars} stars")
+            except Exception as e:
+                self.log.info("the rating could not be sent: {problem}", problem=str(e))
+        self.close()
 
     def revoke(self, scope: str) -> None:
         """The customer takes one scope back (from the panel)."""

@@ -41,3 +41,6 @@ class IConsoleUI(Interface):
 
     def ended(reason):
         """The session is over, and why."""
+
+    def rated(stars, comment):
+        """The customer rated the session (after it ended)."""

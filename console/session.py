@@ -57,6 +57,7 @@ class ConsoleSession(SessionCore):
         self._frames: dict[int, list[Tile]] = {}
         self._frame_bytes = 0
         self._monitor: int | None = None
+        self.rating: tuple[int, str] | None = None
 
     def make_layers(self):
         """The relay leg to give to C{Attach}: end-to-end TLS carrying this session."""
@@ -181,6 +182,15 @@ class ConsoleSession(SessionCore):
     @sc.Clipboard.responder
     def clipboard(self, text):
         self.ui.clipboard_received(text)
+        return {}
+
+    @sc.Rate.responder
+    def rated(self, stars, comment):
+        if not 1 <= stars <= 5 or len(comment) > self.limits.max_comment_chars:
+            raise sc.BadRequest(f"a rating is 1 to 5 stars with at most {self.limits.max_comment_chars} characters")
+        self.rating = (stars, comment)
+        self.record("rated", f"{stars} stars")
+        self.ui.rated(stars, comment)
         return {}
 
     # -- screen and input -----------------------------------------------------------------------

@@ -119,6 +119,9 @@ class ConsoleUI(_Recorder):
     def clipboard_received(self, text):
         self._note("clipboard_received", text)
 
+    def rated(self, stars, comment):
+        self._note("rated", stars, comment)
+
     def ended(self, reason):
         self._note("ended", reason)
 

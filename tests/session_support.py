@@ -71,8 +71,8 @@ async def start(testcase, gateway=None, desk=None, typed=None, agent_ui=None, co
     await support.wait_for(lambda: live.routing in desk.waiting)
     console = await desk.pick_up(live.routing, console_ui)
     await joined
-    testcase.addCleanup(lambda: agent.end("test over") or agent.ended)
-    testcase.addCleanup(lambda: console.end("test over") or console.ended)
+    testcase.addCleanup(lambda: agent.close() or agent.ended)
+    testcase.addCleanup(lambda: console.close() or console.ended)
     if verified:
         await defer.gatherResults([console_ui.next("verified"), agent_ui.next("verified")])
     return Session(gateway, desk, live.routing, console, agent, console_ui, agent_ui, platform)

@@ -110,7 +110,8 @@ class InterceptionTests(unittest.TestCase):
             self.assertEqual(s.agent.state, "verified", f"run {run}")
             self.assertEqual(s.agent.operator.display_name, "Alice Agostini")
             s.console.end("next run")
-            await s.agent.ended
+            s.agent.close()
+            await defer.gatherResults([s.agent.ended, s.console.ended])
 
     async def test_a_relay_in_the_middle_is_caught_every_time(self):
         gateway = support.RunningGateway(self)

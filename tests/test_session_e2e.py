@@ -5,7 +5,6 @@ protocol, with the gateway's relayed bytes recorded.
 """
 
 import hashlib
-import os
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -81,10 +80,16 @@ class FullSessionTests(unittest.TestCase):
         await s.console.send_input(InputEvent("button", x=5, y=6, button="left", pressed=True))
         self.assertEqual(s.platform.input.events, [InputEvent("button", x=5, y=6, button="left", pressed=True)])
 
-        # End from the console: both sides see it.
+        # End from the console: both sides see it; nothing runs any more, and
+        # the customer's rating still reaches the operator.
         s.console.end("done, thank you")
         (reason,) = await s.agent_ui.next("ended")
         self.assertIn("done, thank you", reason)
+        with self.assertRaises(sc.NotVerified):
+            await s.console.channel.callRemote(sc.Chat, text="too late", sent_at=0.0)
+        await s.agent.close_with_rating(5, "quick and clear")
+        self.assertEqual(await s.console_ui.next("rated"), (5, "quick and clear"))
+        await defer.gatherResults([s.agent.ended, s.console.ended])
 
         relayed = tap.everything()
         self.assertGreater(len(relayed), 40 * 1024 * 1024)

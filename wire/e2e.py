@@ -18,14 +18,10 @@ from twisted.protocols import amp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
-from wire import confirm, identity, logs, session_commands, tls
+from wire import confirm, identity, logs, tls
 from wire.boxbound import BoxBound
 from wire.client import AgentLeg
 from wire.session_commands import NotVerified, SessionLimits
-
-# Commands that may run before the code is confirmed.
-_BEFORE_VERIFIED = {session_commands.Pake.commandName, session_commands.Confirm.commandName}
-
 
 class ISessionCore(amp.IResponderLocator):
     """What a session core offers its channel, besides locating responders."""
@@ -39,17 +35,20 @@ class ISessionCore(amp.IResponderLocator):
         person (C{None} for an orderly close).
         """
 
-    def is_verified() -> bool:
-        """Whether the code has been confirmed (session commands may run)."""
+    def accepts(command: bytes) -> bool:
+        """
+        Whether C{command} may run now: only the confirmation before the code
+        is confirmed, only the rating once the session ended.
+        """
 
 
 def _refuse_unverified():
-    raise NotVerified("the session code has not been confirmed yet")
+    raise NotVerified("not now: the session code is not confirmed, or the session has ended")
 
 
 @implementer(amp.IResponderLocator)
 class _Gate:
-    """Locates responders in the core, refusing all but confirmation until verified."""
+    """Locates responders in the core, refusing what the session's state does not allow."""
 
     log = logs.logger(__name__)
 
@@ -57,8 +56,8 @@ class _Gate:
         self.core = core
 
     def locateResponder(self, name: bytes):
-        if name not in _BEFORE_VERIFIED and not self.core.is_verified():
-            self.log.warn("refused {command} before confirmation", command=name.decode("ascii", "replace"))
+        if not self.core.accepts(name):
+            self.log.warn("refused {command} in this state", command=name.decode("ascii", "replace"))
             return amp.CommandLocator._wrapWithSerialization(None, _refuse_unverified, _Unverified)
         responder = self.core.locateResponder(name)
         if responder is None:

@@ -55,6 +55,8 @@ class SessionLimits:
     max_shells: int = 4
     max_tiles_per_update: int = 64
     confirm_timeout: float = 30.0
+    wrap_up_timeout: float = 300.0
+    max_comment_chars: int = 2000
 
 
 # -- errors --------------------------------------------------------------------
@@ -445,7 +447,18 @@ class Clipboard(Command):
 
 
 class End(Command):
-    """Either way: the session ends, and why."""
+    """
+    Either way: the session ends, and why.  Nothing of the session runs
+    after it; the channel stays open for L{Rate} until the agent closes it.
+    """
 
     arguments = [(b"reason", Unicode())]
     requiresAnswer = False
+
+
+class Rate(Command):
+    """Agent → console, after L{End}: the customer's rating (1 to 5) and comment."""
+
+    arguments = [(b"stars", Integer()), (b"comment", Unicode())]
+    response: list = []
+    errors = _BASE

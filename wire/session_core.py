@@ -14,11 +14,18 @@ from wire.e2e import ISessionCore, SessionChannel
 from wire.session_commands import BadRequest, Chat, End, SessionLimits
 from wire.timers import cancel
 
-# Session states, in order.
+# Session states, in order.  While "ending" (End sent or received) nothing of
+# the session runs any more; the channel stays open for the customer's rating.
 CONNECTING = "connecting"
 CONFIRMING = "confirming"
 VERIFIED = "verified"
+ENDING = "ending"
 ENDED = "ended"
+
+_ACCEPTED = {
+    CONFIRMING: {session_commands.Pake.commandName, session_commands.Confirm.commandName},
+    ENDING: {session_commands.Rate.commandName, End.commandName, session_commands.CancelTransfer.commandName},
+}
 
 
 @attrs.frozen
@@ -65,6 +72,7 @@ class SessionCore(amp.CommandLocator):
         )
         self.outbound = transfers.Outbound(limits, self._transfer_changed)
         self._confirm_timer = None
+        self._wrap_up_timer = None
 
     def make_channel(self) -> SessionChannel:
         """The session protocol connection this core drives."""
@@ -72,8 +80,8 @@ class SessionCore(amp.CommandLocator):
 
     # -- ISessionCore -------------------------------------------------------
 
-    def is_verified(self) -> bool:
-        return self.state == VERIFIED
+    def accepts(self, command: bytes) -> bool:
+        return self.state == VERIFIED or command in _ACCEPTED.get(self.state, ())
 
     def channel_ready(self, channel: SessionChannel) -> None:
         self.channel = channel
@@ -123,30 +131,51 @@ class SessionCore(amp.CommandLocator):
             self._finish(message)
 
     def _finish(self, reason: str) -> None:
+        """The channel is gone."""
         if self.state == ENDED:
             return
-        self.state = ENDED
+        wrapped_up, self.state = self.state == ENDING, ENDED
+        cancel(self._wrap_up_timer)
         self.end_reason = self.end_reason or reason
-        self._ending()
-        self.record("ended", self.end_reason)
-        self.ui.ended(self.end_reason)
+        if not wrapped_up:
+            self._ending()
+            self.record("ended", self.end_reason)
+            self.ui.ended(self.end_reason)
         self.ended.callback(self.end_reason)
+
+    def _wrap_up(self, reason: str) -> None:
+        """The session is over for its users: stop everything, keep the channel for the rating."""
+        self.state = ENDING
+        self.end_reason = reason
+        self._ending()
+        if self.inbound is not None:
+            self.inbound.cancel_all("the session ended")
+        self.outbound.cancel_all("the session ended")
+        self.record("ended", reason)
+        self.ui.ended(reason)
+        self._wrap_up_timer = self.clock.callLater(self.limits.wrap_up_timeout, self.close)
 
     def _ending(self) -> None:
         """Release what the session holds; subclasses extend."""
 
     def end(self, reason: str) -> None:
         """End the session from this side, telling the other side why."""
-        if self.state == ENDED:
+        if self.state in (ENDING, ENDED):
             return
-        self.end_reason = reason
-        if self.channel is not None and self.state == VERIFIED:
+        if self.state == VERIFIED:
             self.channel.callRemote(End, reason=reason)
-            self.channel.close()
+            self._wrap_up(reason)
         elif self.channel is not None:
+            self.end_reason = reason
             self.channel.abort(reason)
         else:
             self._finish(reason)
+
+    def close(self) -> None:
+        """Close the channel (ending the session first if it still runs)."""
+        self.end("closed")
+        if self.channel is not None and self.state != ENDED:
+            self.channel.close()
 
     def send_chat(self, text: str) -> defer.Deferred:
         """Send a chat message to the other side."""
@@ -177,8 +206,8 @@ class SessionCore(amp.CommandLocator):
 
     @End.responder
     def end_received(self, reason):
-        self.end_reason = f"the {self.peer} ended the session" + (f": {reason}" if reason else "")
-        self.channel.close()
+        if self.state == VERIFIED:
+            self._wrap_up(f"the {self.peer} ended the session" + (f": {reason}" if reason else ""))
         return {}
 
     def check_receive(self, transfer_id: str) -> None:
