@@ -134,11 +134,8 @@ class ConsoleSession(SessionCore):
             raise sc.Refused("the operator did not ask for this file")
 
     def cancel_transfer(self, transfer_id: str, reason: str = "cancelled by the operator") -> None:
-        """Stop a transfer in either direction."""
-        self.outbound.cancel(transfer_id, reason)
-        self.inbound.cancel(transfer_id, reason)
         self._requested.discard(transfer_id)
-        self.channel.callRemote(sc.CancelTransfer, transfer_id=transfer_id, reason=reason)
+        super().cancel_transfer(transfer_id, reason)
 
     # -- system information, shell, clipboard -------------------------------------------------------
 

@@ -185,6 +185,15 @@ class SessionCore(amp.CommandLocator):
         self.chat.append(message)
         return self.channel.callRemote(Chat, text=text, sent_at=message.sent_at)
 
+    def cancel_transfer(self, transfer_id: str, reason: str = "") -> None:
+        """Stop a transfer in either direction and tell the other side."""
+        reason = reason or f"cancelled by the {self.me}"
+        self.outbound.cancel(transfer_id, reason)
+        if self.inbound is not None:
+            self.inbound.cancel(transfer_id, reason)
+        if self.state == VERIFIED:
+            self.channel.callRemote(session_commands.CancelTransfer, transfer_id=transfer_id, reason=reason)
+
     def _transfer_changed(self, transfer: transfers.Transfer) -> None:
         if transfer.outcome is not None:
             self.record(

@@ -1,0 +1,134 @@
+"""
+Drives the real C{ponte-agent} program on a private Xvfb for the tests:
+starts it against a test gateway, waits for its windows by title, presses
+keys in them with xdotool, takes screenshots, and watches the process
+(its exit, and that it never listens on a socket).
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+from twisted.internet import defer, protocol, reactor, threads
+
+from tests import session_support, xvfb
+
+# Screenshots of every step go here (the tests' temporary directory by default).
+SCREENSHOTS = os.environ.get("PONTE_SCREENSHOTS", "")
+
+
+class _Exit(protocol.ProcessProtocol):
+    def __init__(self):
+        self.ended = defer.Deferred()
+        self.output = bytearray()
+
+    def childDataReceived(self, fd, data):
+        self.output += data
+
+    def processEnded(self, reason):
+        self.ended_at = time.monotonic()
+        self.ended.callback(getattr(reason.value, "exitCode", None))
+
+
+class AgentProgram:
+    """One running C{ponte-agent} on C{server}'s display."""
+
+    def __init__(self, testcase, server: xvfb.Xvfb, gateway, extra=()):
+        self.testcase = testcase
+        self.server = server
+        self.home = os.path.abspath(testcase.mktemp())
+        os.makedirs(self.home)
+        self.receive_directory = os.path.join(self.home, "received")
+        ca = os.path.join(self.home, "ca.crt")
+        with open(ca, "wb") as f:
+            f.write(gateway.ca)
+        operator_ca = os.path.join(self.home, "operator-ca.crt")
+        with open(operator_ca, "wb") as f:
+            f.write(session_support.operator_ca(gateway))
+        arguments = [
+            sys.executable, "-m", "agent.main", "--gateway", "127.0.0.1",
+            "--raw-port", str(gateway.port), "--https-port", str(gateway.https_port),
+            "--http-port", str(gateway.http_port), "--ca", ca, "--operator-ca", operator_ca,
+            "--receive-directory", self.receive_directory, *extra,
+        ]
+        environment = {
+            **server.environment(), "HOME": self.home, "XDG_STATE_HOME": os.path.join(self.home, "state"),
+            "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        }
+        environment.pop("https_proxy", None)
+        self.exit = _Exit()
+        self.process = reactor.spawnProcess(self.exit, sys.executable, arguments, env=environment)
+        self.pid = self.process.pid
+        self.listening_seen = []
+        self.shots = []
+        testcase.addCleanup(self._kill)
+
+    def _kill(self):
+        if not self.exit.ended.called:
+            self.process.signalProcess("KILL")
+        return self.exit.ended
+
+    def check_not_listening(self) -> None:
+        """Record any listening socket the agent process has right now."""
+        try:
+            sockets = psutil.Process(self.pid).net_connections(kind="all")
+        except psutil.Error:
+            return
+        self.listening_seen += [s for s in sockets if s.status == psutil.CONN_LISTEN]
+
+    def xdotool(self, *arguments: str) -> defer.Deferred:
+        """Run xdotool off the reactor thread."""
+        self.check_not_listening()
+        return threads.deferToThread(xvfb.xdotool, self.server, *arguments)
+
+    async def window(self, title: str, timeout: float = 20.0) -> str:
+        """The id of the first window whose title contains C{title}, once it is mapped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = await self.xdotool("search", "--onlyvisible", "--name", title)
+                return found.split()[0]
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no window titled {title!r} within {timeout} s; output: {bytes(self.exit.output)[-2000:]!r}")
+                if self.exit.ended.called:
+                    raise AssertionError(f"the agent exited; output: {bytes(self.exit.output)[-3000:]!r}")
+                await deferLater(0.1)
+
+    async def keys(self, window: str, *keys: str) -> None:
+        """Focus C{window} and press C{keys} (xdotool names, e.g. C{alt+a})."""
+        await self.xdotool("windowfocus", "--sync", window)
+        await self.xdotool("key", "--clearmodifiers", *keys)
+
+    async def type(self, window: str, text: str) -> None:
+        """Focus C{window} and type C{text}."""
+        await self.xdotool("windowfocus", "--sync", window)
+        await self.xdotool("type", "--delay", "20", text)
+
+    async def screenshot(self, name: str) -> str:
+        """Save the whole display as a PNG named after the step; returns its path."""
+        directory = SCREENSHOTS or os.path.abspath(self.testcase.mktemp())
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{name}.png")
+        await deferLater(0.3)  # let Tk draw
+        await threads.deferToThread(_grab, self.server.display, path)
+        self.shots.append(path)
+        return path
+
+
+def _grab(display: str, path: str) -> None:
+    import mss
+    from PIL import Image
+
+    with mss.MSS(display=display) as grabber:
+        shot = grabber.grab(grabber.monitors[1])
+        Image.frombytes("RGB", shot.size, shot.rgb).save(path)
+
+
+def deferLater(seconds: float) -> defer.Deferred:
+    """Wait C{seconds} without blocking the reactor."""
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)

@@ -1,0 +1,109 @@
+"""
+The customer's journey with the real C{ponte-agent} program on a private
+Xvfb, against a test gateway and an operator's console core in the test:
+code entry, terms, the panel, consent, revoke, chat, end, the summary and
+the exit.  Screenshots of each window are saved (see L{agent_driver}).
+"""
+
+import os
+import time
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests import agent_driver, session_support, support, xvfb
+from tests.session_doubles import ConsoleUI
+from wire import session_commands as sc
+
+
+class JourneyTests(unittest.TestCase):
+    timeout = 120
+
+    async def _to_panel(self, **gateway_options):
+        """Up to a verified session: returns (agent program, desk, console session, console UI)."""
+        self.server = xvfb.start(self)
+        gateway = support.RunningGateway(self, **gateway_options)
+        desk = await session_support.logged_in_desk(self, gateway)
+        live = await desk.new_code()
+        agent = agent_driver.AgentProgram(self, self.server, gateway)
+        window = await agent.window("Ponte — remote support")
+        await agent.screenshot("1-code-entry")
+        # Forgiving typing: lower case, spaces and a dash.
+        typed = live.display().lower().replace("-", " - ")
+        await agent.type(window, typed)
+        await agent.screenshot("1b-code-typed")
+        await agent.keys(window, "Return")
+        await agent.window("Alice Agostini is waiting")
+        await agent.screenshot("2-terms")
+        self.assertNotIn(live.routing, desk.waiting, "nothing joins before Accept")
+        await agent.keys(window, "alt+a")
+        await support.wait_for(lambda: live.routing in desk.waiting)
+        console_ui = ConsoleUI()
+        console = await desk.pick_up(live.routing, console_ui)
+        self.addCleanup(lambda: console.close() or console.ended)
+        await console_ui.next("verified")
+        panel = await agent.window("Alice Agostini is connected")
+        await agent.screenshot("3-panel-verified")
+        return agent, panel, console, console_ui
+
+    async def test_the_whole_journey(self):
+        agent, panel, console, console_ui = await self._to_panel()
+
+        # Consent: the operator asks, the customer allows in the panel.
+        asking = console.request_consent([sc.VIEW, sc.CONTROL])
+        await agent_driver.deferLater(0.5)
+        await agent.screenshot("4-consent-prompt")
+        await agent.keys(panel, "alt+a")
+        answer = await asking
+        self.assertEqual(sorted(answer["granted"]), [sc.CONTROL, sc.VIEW])
+        await console.send_chat("Hello, I can see the problem now.")
+        await agent.screenshot("5-panel-granted-chat")
+
+        # Revoke everything from the panel: the console is told at once.
+        await agent.keys(panel, "alt+r")
+        await console_ui.next("grants_changed", lambda a: a[0] == {})
+        with self.assertRaises(sc.NotGranted):
+            await console.channel.callRemote(sc.Input, kind="move", x=1, y=1)
+
+        # End from the panel: the console is told; the summary shows.
+        await agent.keys(panel, "alt+e")
+        (reason,) = await console_ui.next("ended")
+        self.assertIn("customer ended", reason)
+        summary = await agent.window("session ended")
+        await agent.screenshot("6-summary")
+        await agent.keys(summary, "4", "alt+c")
+        closed = time.monotonic()
+        status = await agent.exit.ended
+        self.assertLess(agent.exit.ended_at - closed, 1.0)
+        self.assertEqual(status, 0)
+        self.assertEqual(agent.listening_seen, [])
+
+    async def test_closing_the_panel_ends_the_session(self):
+        agent, panel, console, console_ui = await self._to_panel()
+        await agent.xdotool("windowclose", panel)
+        (reason,) = await console_ui.next("ended")
+        self.assertIn("closed the panel", reason)
+        summary = await agent.window("session ended")
+        await agent.keys(summary, "alt+c")
+        self.assertEqual(await agent.exit.ended, 0)
+
+    async def test_killing_the_panel_ends_the_session_and_the_process(self):
+        agent, panel, console, console_ui = await self._to_panel()
+        killed = time.monotonic()
+        await agent.xdotool("windowkill", panel)
+        await agent.exit.ended
+        self.assertLess(agent.exit.ended_at - killed, 1.0)
+        await console_ui.next("ended")
+
+    async def test_a_wrong_code_is_explained(self):
+        self.server = xvfb.start(self)
+        gateway = support.RunningGateway(self)
+        agent = agent_driver.AgentProgram(self, self.server, gateway)
+        window = await agent.window("Ponte — remote support")
+        await agent.type(window, "ZZZZ999")
+        await agent.keys(window, "Return")
+        await agent_driver.deferLater(1.0)
+        await agent.screenshot("7-unknown-code")
+        await agent.xdotool("windowclose", window)
+        self.assertEqual(await agent.exit.ended, 0)
+        self.assertEqual(agent.listening_seen, [])

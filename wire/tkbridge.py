@@ -1,0 +1,92 @@
+"""
+Where a Tk program's two threads meet (the agent's panel, the console's
+windows): Tk owns the main thread, the reactor runs in one background
+thread.  Tk → network goes through C{reactor.callFromThread}; network → Tk
+through a queue that Tk drains with C{after}.  Tk objects are touched only
+on the Tk thread; network objects only on the reactor thread.
+"""
+
+import queue
+import threading
+
+from twisted.internet import defer
+
+from wire import logs
+
+
+class Bridge:
+    """The one bridge between C{root}'s Tk thread and C{reactor}'s thread."""
+
+    log = logs.logger(__name__)
+
+    def __init__(self, root, reactor, interval_ms: int = 15, batch: int = 200):
+        self.root = root
+        self.reactor = reactor
+        self.interval_ms = interval_ms
+        self.batch = batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._draining = None
+
+    def start(self) -> None:
+        """Run the reactor in its thread and start draining the queue."""
+        self._thread = threading.Thread(
+            target=self.reactor.run, kwargs={"installSignalHandlers": False}, name="reactor", daemon=True
+        )
+        self._thread.start()
+        self._drain()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the reactor and wait for its thread (call from the Tk thread)."""
+        if self._draining is not None:
+            self.root.after_cancel(self._draining)
+            self._draining = None
+        if self._thread is not None and self._thread.is_alive():
+            self.reactor.callFromThread(self.reactor.stop)
+            self._thread.join(timeout)
+
+    # -- Tk → network -----------------------------------------------------------
+
+    def to_network(self, function, *args, **kwargs) -> None:
+        """Call C{function} on the reactor thread."""
+        self.reactor.callFromThread(function, *args, **kwargs)
+
+    def run(self, async_function, *args, done=None, failed=None) -> None:
+        """
+        Run C{async_function(*args)} on the reactor thread; its result goes
+        to C{done(result)} and its failure to C{failed(exception)}, both
+        called on the Tk thread.
+        """
+
+        def start():
+            d = defer.ensureDeferred(async_function(*args))
+            d.addCallbacks(
+                lambda result: done and self.to_ui(done, result),
+                lambda failure: self._failed(failure, failed),
+            )
+
+        self.to_network(start)
+
+    def _failed(self, failure, failed) -> None:
+        if failed is None:
+            self.log.failure("unhandled failure in a network call", failure)
+        else:
+            self.to_ui(failed, failure.value)
+
+    # -- network → Tk -------------------------------------------------------------
+
+    def to_ui(self, function, *args) -> None:
+        """Call C{function(*args)} on the Tk thread soon (from any thread)."""
+        self._queue.put((function, args))
+
+    def _drain(self) -> None:
+        for _ in range(self.batch):
+            try:
+                function, args = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                function(*args)
+            except Exception:
+                self.log.failure("a window update failed")
+        self._draining = self.root.after(self.interval_ms, self._drain)
