@@ -59,7 +59,18 @@ class IScreenSource(Interface):
         """The pointer on monitor C{monitor} now, a L{wire.screen.Cursor}."""
 
     def stop():
-        """Screen sharing stopped; release what it holds."""
+        """
+        Screen sharing stopped; release what it holds.  A frame still being
+        waited for fires (empty); the next frame is a full one.
+        """
+
+    def share_window(window_id):
+        """
+        Share only the window C{window_id} (application-only sharing), or the
+        whole screen again with C{None}: everything outside that window's
+        rectangle, and what other windows stacked above it cover, is black
+        before it is encoded.
+        """
 
 
 class IInputSink(Interface):

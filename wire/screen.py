@@ -6,8 +6,9 @@ sends input).
 
 import attrs
 
-# Tile encodings: raw RGB bytes, or an image file format Pillow reads.
-ENCODINGS = ("raw", "png", "jpeg", "webp")
+# Tile encodings: raw RGB bytes, an image file format Pillow reads, or a copy
+# of another rectangle of the previous picture (wire.tiles describes each).
+ENCODINGS = ("raw", "png", "jpeg", "webp", "copy")
 INPUT_KINDS = ("move", "button", "wheel", "key")
 BUTTONS = ("left", "middle", "right")
 MAX_KEY_NAME = 32

@@ -1,0 +1,846 @@
+"""
+The customer's screen as frames of changed tiles (L{IScreenSource}).
+
+Two parts:
+
+  - L{FrameDiffer}, pure logic without I/O: it keeps the previous picture
+    of a monitor (4 bytes a pixel, as mss grabs it: B, G, R, X), finds the
+    tiles that changed, finds the parts that only moved (scrolled text, a
+    dragged window) and sends them as C{copy} tiles, and encodes the rest;
+  - L{ScreenSource}: mss in one dedicated capture thread (an mss instance
+    is made, used and closed in that thread only), python-xlib for the
+    pointer, the window list and the geometry of the window shared alone.
+    The reactor thread asks for a frame with a Deferred; the capture thread
+    grabs at most C{max_fps} times a second until something changed, and
+    hands the frame back with C{reactor.callFromThread}.  An idle desktop
+    sends nothing.
+
+Tiles: the monitor is cut into C{tile_size} squares; for each column of
+tiles ("strip") the rows that changed are found with byte comparisons of
+row segments (C{bytes} slices compare with C{memcmp}; no numpy).
+
+Moved regions: for each strip, the changed rows' segments are hashed and
+looked up among the previous picture's segments of the same strip; every
+match of a rare segment (one that occurs at most C{max_hash_repeats}
+times) votes for a vertical shift.  The shifts with at least
+C{min_shift_votes} votes, and the moves of top-level windows the X server
+reports (a window that kept its size and changed its place), are the
+candidates; a changed row is "explained" by a candidate when its segment is
+byte for byte the previous picture's segment at the shifted place.  Runs of
+at least C{min_copy_rows} explained rows become C{copy} tiles (merged across
+strips); only the rest — the newly exposed pixels — is encoded.
+
+Encoding rule (per tile, cheap and measured on a 64×64 tile of a Tk window
+under Xvfb): anti-aliased text and flat UI have few distinct colours
+(monospaced text: 109–149, flat areas: 1–3), photographic content has many
+(a blurred photo with noise: 3051, its edge: 706).  Pillow's C{getcolors}
+with a limit answers "more than C{text_colours}" in about 0.02 ms, so:
+
+  - at most C{text_colours} (256) colours: lossless.  At most
+    C{palette_colours} (64) colours: a palette PNG (exact, checked; a
+    2-colour tile is 96 bytes instead of 164), otherwise an RGB PNG at
+    C{png_level} 1 (text: 991–1702 bytes, 0.1 ms; a palette would save a
+    third but median cut costs 0.5–0.8 ms a tile).  Raw RGB when the PNG
+    would not be smaller.
+  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: WebP 75
+    (497 bytes a photo tile, mean absolute error 3.5 of 255, 0.15 ms)
+    rather than JPEG 75 (1112 bytes, error 3.1, 0.04 ms) or any PNG
+    (6800 bytes).
+
+Neighbouring tiles of the same kind in the same rows are merged up to
+C{merge_width} tiles wide (fewer headers, better compression); any tile
+whose data would exceed C{max_tile_bytes} is split until it fits.
+
+Application-only sharing (L{ScreenSource.share_window}): every grab is
+blacked out outside the shared window's current rectangle, and where other
+windows stacked above it cover it, before it is compared or encoded; no
+pixel of another window ever reaches the differ.  If the window is gone or
+not mapped, the whole picture is black.
+"""
+
+import os
+import queue
+import threading
+import time
+from collections import Counter
+
+import attrs
+from PIL import Image
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from agent.interfaces import IScreenSource
+from wire import tiles as wt
+from wire.screen import Cursor, Frame, Monitor, Tile
+
+BYTES_PER_PIXEL = 4
+
+
+@attrs.frozen
+class ScreenSettings:
+    """Every limit and threshold of screen capture and encoding."""
+
+    tile_size: int = 64  # pixels, the side of a tile of the grid
+    max_fps: float = 30.0  # grabs (and so frames) per second at most; also the idle polling rate
+    lossy_encoding: str = "webp"  # "webp" or "jpeg", for photographic tiles
+    lossy_quality: int = 75  # 1–100
+    text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
+    palette_colours: int = 64  # lossless tiles with at most this many colours become palette PNGs
+    png_level: int = 1  # zlib level of PNG tiles (0–9)
+    merge_width: int = 4  # neighbouring tiles merged into one, at most this many tiles wide
+    max_tile_bytes: int = 60 * 1024  # one tile's data at most (a session chunk)
+    min_shift_votes: int = 4  # rare row segments that must agree on a vertical shift
+    max_hash_repeats: int = 2  # a row segment found more often than this in the strip does not vote
+    max_shift_candidates: int = 3  # shifts tried on each strip (besides window moves)
+    min_copy_rows: int = 4  # a shorter run of moved rows is encoded rather than copied
+    monitors_refresh: float = 5.0  # seconds the monitor list is cached
+
+    def __attrs_post_init__(self):
+        if self.lossy_encoding not in wt.LOSSY:
+            raise ValueError(f"lossy_encoding must be one of {wt.LOSSY}")
+        if not 8 <= self.tile_size <= 1024 or self.max_fps <= 0 or not 1 <= self.lossy_quality <= 100:
+            raise ValueError("tile_size 8–1024, max_fps > 0, lossy_quality 1–100")
+
+
+# -- pure logic -------------------------------------------------------------------------------
+
+
+def black_out(pixels: bytes, width: int, height: int, visible, hidden=()) -> bytearray:
+    """
+    C{pixels} (4 bytes a pixel) with everything black except the rectangle
+    C{visible} (x, y, width, height, or C{None}: nothing), minus the
+    rectangles C{hidden}.  Rectangles are clipped to the picture.
+    """
+    out = bytearray(len(pixels))
+    stride = width * BYTES_PER_PIXEL
+    rect = _clip(visible, width, height)
+    if rect is None:
+        return out
+    x, y, w, h = rect
+    a, b = x * BYTES_PER_PIXEL, (x + w) * BYTES_PER_PIXEL
+    for row in range(y, y + h):
+        o = row * stride
+        out[o + a : o + b] = pixels[o + a : o + b]
+    for other in hidden:
+        rect = _clip(other, width, height)
+        if rect is None:
+            continue
+        x, y, w, h = rect
+        a, zeros = x * BYTES_PER_PIXEL, bytes(w * BYTES_PER_PIXEL)
+        for row in range(y, y + h):
+            o = row * stride + a
+            out[o : o + len(zeros)] = zeros
+    return out
+
+
+def _overlap(a, b):
+    """The intersection of rectangles C{a} and C{b} (x, y, width, height), or C{None}."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _clip(rect, width, height):
+    if rect is None:
+        return None
+    x, y, w, h = rect
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+@attrs.define
+class _Pending:
+    """A rectangle to encode: its place and whether it is text-like."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    lossless: bool
+    colours: list | None
+
+
+class FrameDiffer:
+    """
+    Turns grabs of monitors into frames of changed tiles.  Keeps the
+    previous picture of the monitor it last saw; a grab of another monitor,
+    of another size, or the first one is sent whole.
+    """
+
+    def __init__(self, settings: ScreenSettings = ScreenSettings()):
+        self.settings = settings
+        self._previous: dict[int, tuple[int, int, bytes]] = {}
+        self._shown = None
+
+    def reset(self) -> None:
+        """Forget the previous pictures: the next frame is a full one."""
+        self._previous.clear()
+
+    def frame(self, monitor: int, width: int, height: int, pixels: bytes, moves=None, shown=None) -> Frame | None:
+        """
+        The frame that turns the previous picture of C{monitor} into
+        C{pixels} (B, G, R, X bytes, C{width} × C{height}; C{bytes} or a
+        C{bytearray} nobody changes afterwards), or C{None} when
+        nothing changed.  C{moves}, when given, is called (only if something
+        changed) for candidate shifts (dx, dy) of moved windows: the picture
+        at (x, y) may be the previous one at (x - dx, y - dy).  C{shown},
+        when only part of the picture is shared, is that part as given to
+        L{black_out} (a rectangle and the rectangles hidden in it): tiles
+        across its border are sent lossless, so that no lossy ringing
+        lights up a pixel of the blacked-out area.
+        """
+        if len(pixels) != width * height * BYTES_PER_PIXEL:
+            raise ValueError(f"{len(pixels)} bytes for a {width}×{height} picture")
+        previous = self._previous.get(monitor)
+        self._previous = {monitor: (width, height, pixels)}
+        if previous is None or previous[:2] != (width, height):
+            changed = None
+        else:
+            if previous[2] == pixels:
+                return None
+            changed = self._changed_rows(previous[2], pixels, width, height)
+        self._shown = shown
+        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
+        if changed is None:
+            copies, pending = [], self._full(image, width, height)
+        else:
+            shifts = self._shifts(previous[2], pixels, width, changed)
+            for move in moves() if moves is not None else ():
+                if move not in shifts and move != (0, 0):
+                    shifts.append(move)
+            copies, pending = self._place(previous[2], pixels, width, height, changed, shifts, image)
+        tiles = copies + self._encode(image, pending)
+        return Frame(monitor, width, height, tuple(tiles))
+
+    # -- finding changes --------------------------------------------------------------------
+
+    def _strips(self, width):
+        ts = self.settings.tile_size
+        return [(x, min(x + ts, width)) for x in range(0, width, ts)]
+
+    def _changed_rows(self, old: bytes, new: bytes, width: int, height: int) -> list[list[int]]:
+        """For each strip, the rows whose segment in it changed."""
+        stride = width * BYTES_PER_PIXEL
+        strips = [(a * BYTES_PER_PIXEL, b * BYTES_PER_PIXEL) for a, b in self._strips(width)]
+        changed = [[] for _ in strips]
+        for y in range(height):
+            o = y * stride
+            if old[o : o + stride] == new[o : o + stride]:
+                continue
+            for rows, (a, b) in zip(changed, strips):
+                if old[o + a : o + b] != new[o + a : o + b]:
+                    rows.append(y)
+        return changed
+
+    def _shifts(self, old, new, width, changed) -> list[tuple[int, int]]:
+        """The vertical shifts (0, dy) most rare row segments agree on."""
+        stride = width * BYTES_PER_PIXEL
+        votes = Counter()
+        for rows, (x0, x1) in zip(changed, self._strips(width)):
+            if len(rows) < self.settings.min_shift_votes:
+                continue
+            a, b = x0 * BYTES_PER_PIXEL, x1 * BYTES_PER_PIXEL
+            where: dict[int, list[int]] = {}
+            for y in range(rows[0], rows[-1] + 1):
+                o = y * stride
+                found = where.setdefault(hash(bytes(old[o + a : o + b])), [])
+                if len(found) <= self.settings.max_hash_repeats:
+                    found.append(y)
+            for y in rows:
+                o = y * stride
+                found = where.get(hash(bytes(new[o + a : o + b])))
+                if found and len(found) <= self.settings.max_hash_repeats:
+                    for source in found:
+                        if source != y:
+                            votes[y - source] += 1
+        return [(0, dy) for dy, n in votes.most_common(self.settings.max_shift_candidates)
+                if n >= self.settings.min_shift_votes]
+
+    def _place(self, old, new, width, height, changed, shifts, image):
+        """Copy tiles for the moved rows of each strip, and the rectangles left to encode."""
+        ts = self.settings.tile_size
+        runs: dict[tuple, list[tuple[int, int]]] = {}  # (y, height, dx, dy) -> strips' x ranges
+        pending = []
+        for rows, (x0, x1) in zip(changed, self._strips(width)):
+            if not rows:
+                continue
+            usable = [(dx, dy) for dx, dy in shifts if 0 <= x0 - dx and x1 - dx <= width]
+            moved, encode = self._strip_runs(old, new, width, height, x0, x1, rows, usable)
+            for y0, y1, (dx, dy) in moved:
+                runs.setdefault((y0, y1 - y0, dx, dy), []).append((x0, x1))
+            bands: dict[int, list[int]] = {}
+            for y in encode:
+                bands.setdefault(y // ts, []).append(y)
+            for band_rows in bands.values():
+                y0, y1 = band_rows[0], band_rows[-1] + 1
+                pending.append(self._classify(image, x0, y0, x1 - x0, y1 - y0))
+        copies = []
+        for (y, h, dx, dy), ranges in runs.items():
+            for x0, x1 in _merge_ranges(ranges):
+                copies.append(Tile(x0, y, x1 - x0, h, wt.COPY, wt.copy_data(x0 - dx, y - dy)))
+        return copies, pending
+
+    def _strip_runs(self, old, new, width, height, x0, x1, rows, shifts):
+        """
+        The runs of rows (y0, y1, shift) of one strip that are the previous
+        picture shifted, and the changed rows left to encode.  A run goes on
+        through unchanged rows that the same shift explains too (the blank
+        lines between lines of text), so a scrolled page is one run.
+        """
+        stride = width * BYTES_PER_PIXEL
+        a, b = x0 * BYTES_PER_PIXEL, x1 * BYTES_PER_PIXEL
+
+        def explains(shift, y):
+            dx, dy = shift
+            source = y - dy
+            if not 0 <= source < height:
+                return False
+            s = source * stride - dx * BYTES_PER_PIXEL
+            o = y * stride
+            return old[s + a : s + b] == new[o + a : o + b]
+
+        moved, encode = [], []
+        shift, start, changed_in_run = None, 0, []
+
+        def close(end):
+            if shift is None:
+                return
+            if end - start >= self.settings.min_copy_rows:
+                moved.append((start, end, shift))
+            else:
+                encode.extend(changed_in_run)
+
+        changed = set(rows)
+        for y in range(rows[0], rows[-1] + 1):
+            if y not in changed:
+                if shift is not None and not explains(shift, y):
+                    close(y)
+                    shift = None
+                continue
+            if shift is not None and explains(shift, y):
+                changed_in_run.append(y)
+                continue
+            close(y)
+            shift = next((candidate for candidate in shifts if explains(candidate, y)), None)
+            if shift is None:
+                encode.append(y)
+            else:
+                start, changed_in_run = y, [y]
+        close(rows[-1] + 1)
+        encode.sort()
+        return moved, encode
+
+    def _full(self, image, width, height):
+        ts = self.settings.tile_size
+        return [self._classify(image, x0, y, x1 - x0, min(ts, height - y))
+                for y in range(0, height, ts) for x0, x1 in self._strips(width)]
+
+    # -- encoding -------------------------------------------------------------------------
+
+    def _classify(self, image, x, y, w, h) -> _Pending:
+        colours = image.crop((x, y, x + w, y + h)).getcolors(self.settings.text_colours)
+        return _Pending(x, y, w, h, colours is not None or self._on_border((x, y, w, h)), colours)
+
+    def _on_border(self, tile) -> bool:
+        """Whether C{tile} holds shared pixels and blacked-out ones (only when sharing a part)."""
+        if self._shown is None:
+            return False
+        rect, hidden = self._shown
+        if rect is None or _overlap(tile, rect) is None:
+            return False
+        return _overlap(tile, rect) != tile or any(_overlap(tile, r) is not None for r in hidden)
+
+    def _encode(self, image, pending: list[_Pending]) -> list[Tile]:
+        merged = []
+        for p in sorted(pending, key=lambda p: (p.y, p.height, p.x)):
+            last = merged[-1] if merged else None
+            if (last is not None and last.y == p.y and last.height == p.height and last.lossless == p.lossless
+                    and last.x + last.width == p.x
+                    and last.width + p.width <= self.settings.merge_width * self.settings.tile_size):
+                colours = None
+                if last.colours is not None and p.colours is not None:
+                    together = {c for _, c in last.colours} | {c for _, c in p.colours}
+                    colours = [(0, c) for c in together] if len(together) <= self.settings.text_colours else None
+                if last.lossless and colours is None:
+                    merged.append(p)  # text-like on each side but too many colours together
+                    continue
+                merged[-1] = _Pending(last.x, last.y, last.width + p.width, p.height, p.lossless, colours)
+            else:
+                merged.append(p)
+        tiles = []
+        for p in merged:
+            tiles.extend(self._encode_one(image, p))
+        return tiles
+
+    def _encode_one(self, image, p: _Pending) -> list[Tile]:
+        s = self.settings
+        region = image.crop((p.x, p.y, p.x + p.width, p.y + p.height))
+        if p.lossless:
+            encoding, data = wt.PNG, None
+            if p.colours is not None and len(p.colours) <= s.palette_colours:
+                data = _palette_png(region, s.png_level)
+            if data is None:
+                data = wt.encode_tile(region, wt.PNG, compress_level=s.png_level)
+            if len(data) >= p.width * p.height * 3:
+                encoding, data = wt.RAW, region.tobytes()
+        else:
+            encoding = s.lossy_encoding
+            data = wt.encode_tile(region, encoding, quality=s.lossy_quality)
+        if len(data) <= s.max_tile_bytes:
+            return [Tile(p.x, p.y, p.width, p.height, encoding, data)]
+        if p.width >= p.height and p.width > 1:
+            half = p.width // 2
+            parts = [(p.x, p.y, half, p.height), (p.x + half, p.y, p.width - half, p.height)]
+        elif p.height > 1:
+            half = p.height // 2
+            parts = [(p.x, p.y, p.width, half), (p.x, p.y + half, p.width, p.height - half)]
+        else:
+            raise ValueError("a one-pixel tile larger than a chunk")
+        out = []
+        for x, y, w, h in parts:
+            out.extend(self._encode_one(image, _Pending(x, y, w, h, p.lossless, p.colours)))
+        return out
+
+
+def _merge_ranges(ranges):
+    merged = []
+    for x0, x1 in sorted(ranges):
+        if merged and merged[-1][1] == x0:
+            merged[-1] = (merged[-1][0], x1)
+        else:
+            merged.append((x0, x1))
+    return merged
+
+
+def _palette_png(region: Image.Image, level: int) -> bytes | None:
+    """A palette PNG of C{region} if the palette reproduces it exactly."""
+    paletted = region.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+    if paletted.convert("RGB").tobytes() != region.tobytes():
+        return None
+    return wt.encode_tile(paletted, wt.PNG, compress_level=level)
+
+
+# -- X11 ------------------------------------------------------------------------------------
+
+
+def _x_display(name):
+    from Xlib import display
+
+    return display.Display(name)
+
+
+def _x_errors():
+    from Xlib import error
+
+    return (error.XError, error.ConnectionClosedError)
+
+
+def window_area(xdisplay, window_id: int):
+    """
+    Where window C{window_id} shows on the root window: its rectangle
+    (x, y, width, height) and the rectangles of the windows stacked above
+    it; C{(None, [])} when it is gone or not mapped.
+    """
+    from Xlib import X
+
+    root = xdisplay.screen().root
+    try:
+        window = xdisplay.create_resource_object("window", window_id)
+        if window.get_attributes().map_state != X.IsViewable:
+            return None, []
+        geometry = window.get_geometry()
+        origin = root.translate_coords(window, 0, 0)
+        rect = (origin.x, origin.y, geometry.width, geometry.height)
+        top = window
+        while True:
+            parent = top.query_tree().parent
+            if parent is None or parent.id == root.id or parent.id == 0:
+                break
+            top = parent
+        children = root.query_tree().children
+        ids = [c.id for c in children]
+        above = children[ids.index(top.id) + 1:] if top.id in ids else []
+        hidden = []
+        for other in above:
+            attributes = other.get_attributes()
+            if attributes.map_state != X.IsViewable or attributes.win_class == X.InputOnly:
+                continue
+            g = other.get_geometry()
+            hidden.append((g.x, g.y, g.width + 2 * g.border_width, g.height + 2 * g.border_width))
+        return rect, hidden
+    except _x_errors():
+        return None, []
+
+
+def top_level_geometries(xdisplay) -> dict[int, tuple[int, int, int, int]]:
+    """The mapped top-level windows' rectangles on the root window, by id."""
+    from Xlib import X
+
+    out = {}
+    root = xdisplay.screen().root
+    try:
+        children = root.query_tree().children
+    except _x_errors():
+        return out
+    for child in children:
+        try:
+            if child.get_attributes().map_state != X.IsViewable:
+                continue
+            g = child.get_geometry()
+        except _x_errors():
+            continue
+        out[child.id] = (g.x, g.y, g.width, g.height)
+    return out
+
+
+def window_moves(before: dict, after: dict) -> list[tuple[int, int]]:
+    """The shifts (dx, dy) of windows that kept their size and changed place."""
+    moves = []
+    for wid, (x, y, w, h) in after.items():
+        old = before.get(wid)
+        if old is not None and old[2:] == (w, h) and old[:2] != (x, y):
+            move = (x - old[0], y - old[1])
+            if move not in moves:
+                moves.append(move)
+    return moves
+
+
+def _title(xdisplay, window) -> str | None:
+    from Xlib import X
+
+    try:
+        name = window.get_full_text_property(xdisplay.intern_atom("_NET_WM_NAME"), X.AnyPropertyType)
+        if not name:
+            name = window.get_wm_name()
+    except _x_errors():
+        return None
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return name or None
+
+
+def list_windows(xdisplay) -> list[tuple[int, str]]:
+    """
+    The top-level windows a customer could share, (id, title), topmost
+    first: the window manager's client list when there is one, else the
+    mapped children of the root window (or their first titled child) that
+    have a title and are not override-redirect (menus, tooltips).
+    """
+    from Xlib import X
+
+    root = xdisplay.screen().root
+    found = []
+    try:
+        clients = root.get_full_property(xdisplay.intern_atom("_NET_CLIENT_LIST_STACKING"), X.AnyPropertyType) \
+            or root.get_full_property(xdisplay.intern_atom("_NET_CLIENT_LIST"), X.AnyPropertyType)
+        if clients:
+            candidates = [xdisplay.create_resource_object("window", wid) for wid in clients.value]
+        else:
+            candidates = []
+            for child in root.query_tree().children:
+                try:
+                    attributes = child.get_attributes()
+                except _x_errors():
+                    continue
+                if attributes.map_state != X.IsViewable or attributes.override_redirect:
+                    continue
+                if _title(xdisplay, child) is None:
+                    titled = [c for c in child.query_tree().children if _title(xdisplay, c)]
+                    if titled:
+                        child = titled[0]
+                candidates.append(child)
+    except _x_errors():
+        return []
+    for window in reversed(candidates):
+        title = _title(xdisplay, window)
+        if title:
+            found.append((window.id, title))
+    return found
+
+
+# -- the capture thread ---------------------------------------------------------------------
+
+
+class _Capture(threading.Thread):
+    """
+    The one thread that grabs the screen: it owns the mss instance, the
+    differ and an X connection for window geometry, all made in the thread.
+    """
+
+    def __init__(self, source: "ScreenSource"):
+        super().__init__(name="ponte screen capture", daemon=True)
+        self.source = source
+        self.settings = source.settings
+        self.jobs: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.ended = defer.Deferred()
+        self._last_grab = 0.0
+        self._windows = None  # top-level windows' rectangles at the previous picture
+        self._shared = source.shared_window
+        self._x = None
+
+    def run(self):
+        import mss
+
+        call = self.source.reactor.callFromThread
+        grabber = None
+        try:
+            grabber = mss.MSS(display=self.source.display)
+            differ = FrameDiffer(self.settings)
+            while not self.stopping.is_set():
+                job = self.jobs.get()
+                if job is None:
+                    break
+                monitor, deferred = job
+                try:
+                    frame = self._next(grabber, differ, monitor)
+                except Exception:
+                    call(self.source._deliver, self, deferred, Failure())
+                else:
+                    if frame is not None:
+                        call(self.source._deliver, self, deferred, frame)
+        except Exception:
+            call(self.source._failed, self, Failure())
+        finally:
+            for thing in (grabber, self._x):
+                try:
+                    if thing is not None:
+                        thing.close()
+                except Exception:
+                    pass
+            call(self.ended.callback, None)
+
+    def _next(self, grabber, differ, monitor: Monitor) -> Frame | None:
+        """Grab at most C{max_fps} times a second until something changed; C{None} if stopped first."""
+        while True:
+            wait = self._last_grab + 1.0 / self.settings.max_fps - time.monotonic()
+            if self.stopping.wait(max(wait, 0)):
+                return None
+            self._last_grab = time.monotonic()
+            shot = grabber.grab({"left": monitor.left, "top": monitor.top,
+                                 "width": monitor.width, "height": monitor.height})
+            width, height = shot.size
+            pixels = shot.raw  # a new bytearray each grab, never changed afterwards
+            shared = self.source.shared_window
+            if shared != self._shared:
+                # Another window (or all, or one instead of all): a whole frame, so that
+                # nothing on the console's canvas, nor any copy, comes from before.
+                self._shared = shared
+                differ.reset()
+            if shared is not None:
+                rect, hidden = window_area(self._connection(), shared)
+
+                def place(r):
+                    return (r[0] - monitor.left, r[1] - monitor.top, r[2], r[3])
+
+                shown = (rect and place(rect), [place(r) for r in hidden])
+                pixels = black_out(pixels, width, height, *shown)
+            else:
+                shown = None
+            frame = differ.frame(monitor.index, width, height, pixels, self._moves, shown)
+            if frame is not None:
+                if self._windows is None:
+                    self._windows = self._geometries()
+                return frame
+
+    def _moves(self) -> list[tuple[int, int]]:
+        """How top-level windows moved since the previous picture (hints for the differ)."""
+        before, self._windows = self._windows, self._geometries()
+        return window_moves(before, self._windows) if before and self._windows else []
+
+    def _geometries(self):
+        try:
+            return top_level_geometries(self._connection())
+        except Exception:
+            return {}
+
+    def _connection(self):
+        if self._x is None:
+            self._x = _x_display(self.source.display)
+        return self._x
+
+
+@implementer(IScreenSource)
+class ScreenSource:
+    """
+    The X11 screen through mss, one capture thread, python-xlib for the
+    pointer and windows.  Made and used on the reactor thread.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings: ScreenSettings = ScreenSettings(), reactor=None, display: str | None = None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.settings = settings
+        self.reactor = reactor
+        self.display = display if display is not None else os.environ.get("DISPLAY")
+        self.shared_window: int | None = None
+        self._capture: _Capture | None = None
+        self._running: set[_Capture] = set()  # threads not yet ended (a stopped one may still finish a grab)
+        self._waiting: defer.Deferred | None = None
+        self._waiting_for: Monitor | None = None
+        self._monitors: list[Monitor] | None = None
+        self._monitors_at = 0.0
+        self._x = None  # the reactor thread's own X connection
+
+    # -- IScreenSource ---------------------------------------------------------------------
+
+    def monitors(self) -> list[Monitor]:
+        """
+        The monitors mss sees, without its "all monitors" entry: index 0 is
+        the first real monitor.  The first one is marked primary when none
+        is.  Cached for C{monitors_refresh} seconds.
+        """
+        now = time.monotonic()
+        if self._monitors is None or now - self._monitors_at > self.settings.monitors_refresh:
+            import mss
+
+            with mss.MSS(display=self.display) as grabber:
+                found = grabber.monitors[1:]
+            any_primary = any(m.get("is_primary") for m in found)
+            self._monitors = [
+                Monitor(i, m["left"], m["top"], m["width"], m["height"],
+                        bool(m.get("is_primary")) or (not any_primary and i == 0))
+                for i, m in enumerate(found)
+            ]
+            self._monitors_at = now
+        return list(self._monitors)
+
+    def next_frame(self, monitor: int) -> defer.Deferred:
+        """
+        The next frame of C{monitor}: the whole monitor after a start or
+        L{stop}, then only what changed; it fires once something changed.
+        """
+        if self._waiting is not None:
+            return defer.fail(RuntimeError("a frame is already being made"))
+        try:
+            chosen = [m for m in self.monitors() if m.index == monitor]
+        except Exception:
+            return defer.fail()
+        if not chosen:
+            return defer.fail(ValueError(f"no monitor {monitor}"))
+        if self._capture is None:
+            self._capture = capture = _Capture(self)
+            self._running.add(capture)
+            capture.ended.addBoth(lambda _: self._running.discard(capture))
+            capture.start()
+        d = defer.Deferred(self._cancel)
+        self._waiting, self._waiting_for = d, chosen[0]
+        self._capture.jobs.put((chosen[0], d))
+        return d
+
+    def cursor(self, monitor: int) -> Cursor:
+        """
+        The pointer relative to C{monitor}'s top left corner; not visible
+        when it is outside the monitor, or outside the shared window.
+        """
+        chosen = [m for m in self.monitors() if m.index == monitor]
+        try:
+            x = self._x_connection()
+            pointer = x.screen().root.query_pointer()
+            px, py = pointer.root_x, pointer.root_y
+            visible = bool(pointer.same_screen) and bool(chosen) and _inside((px, py), chosen[0])
+            if visible and self.shared_window is not None:
+                rect, hidden = window_area(x, self.shared_window)
+                visible = rect is not None and _in_rect((px, py), rect) and not any(_in_rect((px, py), r) for r in hidden)
+        except Exception as e:
+            self.log.info("no pointer position: {problem}", problem=str(e))
+            self._drop_x()
+            return Cursor(0, 0, False)
+        left, top = (chosen[0].left, chosen[0].top) if chosen else (0, 0)
+        return Cursor(px - left, py - top, visible)
+
+    def stop(self) -> None:
+        """End the capture thread and forget the previous frames; a pending frame fires empty."""
+        self._stop_capture()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            m = self._waiting_for
+            waiting.callback(Frame(m.index, m.width, m.height, ()))
+        self._drop_x()
+
+    def share_window(self, window_id: int | None) -> None:
+        """
+        Share only window C{window_id} (an X window id), or the whole screen
+        with C{None}.  The next frame is a whole one.
+        """
+        self.shared_window = window_id
+
+    # -- beyond the interface -------------------------------------------------------------
+
+    def windows(self) -> list[tuple[int, str]]:
+        """The top-level windows the customer can choose to share, (id, title), topmost first."""
+        try:
+            return list_windows(self._x_connection())
+        except Exception as e:
+            self.log.info("no window list: {problem}", problem=str(e))
+            self._drop_x()
+            return []
+
+    def ended(self) -> defer.Deferred:
+        """A Deferred firing once every capture thread started so far has ended (after L{stop})."""
+        waits = []
+        for capture in self._running:
+            d = defer.Deferred()
+            capture.ended.addBoth(lambda r, d=d: d.callback(None) or r)
+            waits.append(d)
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    # -- thread plumbing ------------------------------------------------------------------
+
+    def _deliver(self, capture, deferred, result):
+        if deferred is not self._waiting or capture is not self._capture:
+            return  # stopped or cancelled meanwhile
+        self._waiting = None
+        deferred.callback(result) if not isinstance(result, Failure) else deferred.errback(result)
+
+    def _failed(self, capture, failure):
+        """The capture thread could not start (no display, no mss backend)."""
+        if capture is self._capture:
+            self._capture = None
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None:
+                waiting.errback(failure)
+                return
+        self.log.failure("screen capture failed", failure)
+
+    def _cancel(self, deferred):
+        # The frame is no longer wanted: end the thread, so that the next frame is a full one.
+        if deferred is self._waiting:
+            self._waiting = None
+            self._stop_capture()
+
+    def _stop_capture(self):
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.stopping.set()
+            capture.jobs.put(None)
+
+    def _x_connection(self):
+        if self._x is None:
+            self._x = _x_display(self.display)
+        return self._x
+
+    def _drop_x(self):
+        x, self._x = self._x, None
+        if x is not None:
+            try:
+                x.close()
+            except Exception:
+                pass
+
+
+def _inside(point, monitor: Monitor) -> bool:
+    return _in_rect(point, (monitor.left, monitor.top, monitor.width, monitor.height))
+
+
+def _in_rect(point, rect) -> bool:
+    x, y = point
+    return rect[0] <= x < rect[0] + rect[2] and rect[1] <= y < rect[1] + rect[3]
