@@ -8,11 +8,8 @@ never blocked.
 """
 
 import io
-import os
 import random
-import select
 import sys
-import time
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 from twisted.internet import defer, protocol, reactor, task
@@ -21,6 +18,7 @@ from zope.interface.verify import verifyObject
 
 from agent.interfaces import IScreenSource
 from agent.screen import FrameDiffer, ScreenSettings, ScreenSource, black_out, window_moves
+from tests import xvfb
 from wire import tiles as wt
 from wire.screen import ENCODINGS, Cursor, Frame, Monitor, Tile
 
@@ -481,43 +479,8 @@ class TkWindow(protocol.ProcessProtocol):
             await self.exited.addTimeout(10, reactor)
 
 
-class _Xvfb:
-    """
-    L{tests.xvfb.Xvfb} reading Xvfb's whole readiness line: Xvfb writes the
-    display number and the newline in two writes, and a reader that closes
-    the pipe after the first one kills it with SIGPIPE (about one start in
-    two here).
-    """
-
-    @staticmethod
-    def _wait_ready(read: int, process, timeout: float = 10.0) -> bool:
-        deadline, got = time.monotonic() + timeout, b""
-        while time.monotonic() < deadline:
-            if select.select([read], [], [], 0.1)[0]:
-                chunk = os.read(read, 16)
-                if not chunk:
-                    return False
-                got += chunk
-                if got.endswith(b"\n"):
-                    return True
-            elif process.poll() is not None:
-                return False
-        return False
-
-
-def start_xvfb(testcase, **size):
-    """Like L{tests.xvfb.start}, with L{_Xvfb}'s readiness check."""
-    from tests import xvfb
-
-    server = type("Xvfb", (_Xvfb, xvfb.Xvfb), {})(**size)
-    testcase.addCleanup(server.stop)
-    testcase.patch(os, "environ", server.environment())
-    return server
-
-
 def find_window(server, title: str) -> int:
     """The id of the top-level window called C{title}."""
-    from tests import xvfb
 
     (found,) = xvfb.xdotool(server, "search", "--name", f"^{title}$").split()
     return int(found)
@@ -541,7 +504,7 @@ class ScreenSourceTests(unittest.TestCase):
     timeout = 120
 
     async def start(self, settings: ScreenSettings = ScreenSettings()):
-        self.server = start_xvfb(self, width=1280, height=800)
+        self.server = xvfb.start(self, width=1280, height=800)
         self.window = await TkWindow.start(self, self.server)
         self.source = ScreenSource(settings, display=self.server.display)
 
@@ -609,7 +572,6 @@ class ScreenSourceTests(unittest.TestCase):
         await self.start()
         await self.frame()
         before = grab(self.server)
-        from tests import xvfb
 
         xvfb.xdotool(self.server, "windowmove", str(self.window.id), "180", "150")
         await self.window.command("sync")
@@ -671,7 +633,6 @@ class ScreenSourceTests(unittest.TestCase):
         self.seen.check(self, Image.composite(truth, Image.new("RGB", truth.size), shown))
 
         # Moving the bright window off the shared one uncovers it; nothing of the bright window shows.
-        from tests import xvfb
 
         xvfb.xdotool(self.server, "windowmove", str(bright), "800", "600")
         await self.window.command("sync")
@@ -697,7 +658,6 @@ class ScreenSourceTests(unittest.TestCase):
 
     async def test_the_pointer(self):
         await self.start()
-        from tests import xvfb
 
         xvfb.xdotool(self.server, "mousemove", "300", "250")
         self.assertEqual(self.source.cursor(0), Cursor(300, 250, True))

@@ -5,6 +5,7 @@ own display.
 """
 
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -43,13 +44,20 @@ class Xvfb:
     def _wait_ready(read: int, process, timeout: float = 10.0) -> bool:
         """Whether Xvfb wrote its display number (it does once it accepts clients)."""
         deadline = time.monotonic() + timeout
-        import select
 
+        # Xvfb writes the number and the newline separately; closing the pipe
+        # before the newline would kill it with SIGPIPE.
+        seen = b""
         while time.monotonic() < deadline:
             ready, _, _ = select.select([read], [], [], 0.1)
             if ready:
-                return bool(os.read(read, 16).strip())
-            if process.poll() is not None:
+                chunk = os.read(read, 16)
+                if not chunk:
+                    return False
+                seen += chunk
+                if seen.endswith(b"\n"):
+                    return bool(seen.strip())
+            elif process.poll() is not None:
                 return False
         return False
 
