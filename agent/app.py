@@ -25,6 +25,7 @@ from agent.session_log import SessionLog
 from agent.summary import SummaryFrame
 from agent.terms_window import TermsFrame, WhoIsWaiting
 from wire import commands, ladder, logs
+from wire import session_commands as sc
 from wire.tkbridge import Bridge
 
 
@@ -285,7 +286,21 @@ class TkAgentUI:
 
     def ask_consent(self, scopes, everything, duration):
         d = defer.Deferred()
-        self._panel("ask", scopes, everything, duration, lambda allowed: self.app.bridge.to_network(d.callback, allowed))
+        screen = self.session.platform.screen
+        windows = []
+        if sc.VIEW in scopes:
+            try:
+                windows = [(i, t) for i, t in screen.windows() if t and not t.startswith("Ponte")]
+            except Exception as e:
+                self.app.log.info("cannot list windows to share: {problem}", problem=str(e))
+
+        def decided(allowed, window):
+            if sc.VIEW in allowed:
+                screen.share_window(window)
+            d.callback(allowed)
+
+        self._panel("ask", scopes, everything, duration,
+                    lambda allowed, window: self.app.bridge.to_network(decided, allowed, window), windows)
         return d
 
     def grants_changed(self, grants, reason):

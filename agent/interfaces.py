@@ -64,6 +64,9 @@ class IScreenSource(Interface):
         waited for fires (empty); the next frame is a full one.
         """
 
+    def windows():
+        """The top-level windows the customer may choose to share alone, as (id, title) pairs."""
+
     def share_window(window_id):
         """
         Share only the window C{window_id} (application-only sharing), or the

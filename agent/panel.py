@@ -15,6 +15,7 @@ from agent import wording
 from wire import session_commands as sc
 
 RED = "#c62828"
+WHOLE_SCREEN = "the whole screen"
 GREEN = "#2e7d32"
 
 
@@ -29,6 +30,7 @@ class Panel(tk.Toplevel):
         super().__init__(root)
         self.actions = actions
         self.operator = operator
+        self.sharing: str | None = None
         self.title(f"Ponte — {operator} is connected")
         self.attributes("-topmost", True)
         self.protocol("WM_DELETE_WINDOW", actions.end)
@@ -95,7 +97,8 @@ class Panel(tk.Toplevel):
         if "controlling" in activity:
             lines.append(f"{self.operator} can control your mouse and keyboard")
         if "viewing" in activity:
-            lines.append(f"{self.operator} is seeing your screen")
+            what = f"the window “{self.sharing}” only" if self.sharing else "your screen"
+            lines.append(f"{self.operator} is seeing {what}")
         if "shell" in activity:
             lines.append(f"{self.operator} is using a command prompt")
         self.activity.configure(text="\n".join(lines))
@@ -124,23 +127,35 @@ class Panel(tk.Toplevel):
         else:
             self.clipboard.pack_forget()
 
-    def ask(self, scopes: list, everything: bool, duration: float, answer) -> None:
+    def ask(self, scopes: list, everything: bool, duration: float, answer, windows=()) -> None:
         """
-        Ask whether the operator may use C{scopes}; C{answer(allowed)} gets
-        the scopes allowed (all of them, or none, when asked as one).
+        Ask whether the operator may use C{scopes}; C{answer(allowed, window)}
+        gets the scopes allowed (all of them, or none, when asked as one) and,
+        when the screen is asked for, the window chosen to share alone (its
+        id; C{None} for the whole screen) from C{windows} ((id, title) pairs).
         """
         box = ttk.Frame(self.requests, padding=6, relief="groove")
         box.pack(fill="x", pady=2)
         wants = ", ".join(wording.WANTS[s] for s in scopes)
         ttk.Label(box, text=f"{self.operator} wants to {wants} ({wording.duration(duration)}).",
                   wraplength=300, justify="left", font=("TkDefaultFont", 10, "bold")).pack(anchor="w")
+        choice = tk.StringVar(value=WHOLE_SCREEN)
+        if sc.VIEW in scopes and windows:
+            row = ttk.Frame(box)
+            row.pack(anchor="w", pady=(4, 0))
+            ttk.Label(row, text="Show:").pack(side="left")
+            titles = [WHOLE_SCREEN] + [f"only “{title}”" for _, title in windows]
+            ttk.Combobox(row, textvariable=choice, values=titles, state="readonly", width=34).pack(side="left", padx=4)
         buttons = ttk.Frame(box)
         buttons.pack(anchor="w", pady=(4, 0))
 
         def reply(allowed):
             box.destroy()
             self._prompts.remove(entry)
-            answer(allowed)
+            chosen = [w for w in windows if f"only “{w[1]}”" == choice.get()]
+            if allowed and chosen:
+                self.sharing = chosen[0][1]
+            answer(allowed, chosen[0][0] if allowed and chosen else None)
 
         allow_text = "Allow everything for this session" if everything else "Allow"
         allow = ttk.Button(buttons, text=allow_text, underline=0, command=lambda: reply(list(scopes)))

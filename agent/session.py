@@ -6,6 +6,7 @@ user interface would or would not send).  It talks to the customer through
 an L{IAgentUI} and acts on the machine through an L{IPlatform}.
 """
 
+import attrs
 from twisted.internet import defer
 
 from agent.grants import Grants
@@ -49,6 +50,7 @@ class AgentSession(SessionCore):
         self._screen_running = False
         self._frame_number = 0
         self._cursor = None
+        self._last_monitor = 0
         self._sending: set[str] = set()
         self.layers: e2e.AgentLayers | None = None
 
@@ -340,6 +342,7 @@ class AgentSession(SessionCore):
         if not 0 < credit <= 64:
             raise sc.BadRequest("credit is 1 to 64 frames")
         current = self._screen[1] if self._screen is not None and self._screen[0] == monitor else 0
+        self._last_monitor = monitor
         self._screen = (monitor, min(current + credit, 64))
         self._activity()
         if not self._screen_running:
@@ -352,7 +355,7 @@ class AgentSession(SessionCore):
             while self._screen is not None and self._screen[1] > 0 and self.state != ENDED:
                 monitor, credit = self._screen
                 frame = await self.platform.screen.next_frame(monitor)
-                if self._screen is None or not self.grants.allowed(sc.VIEW) or self.state == ENDED:
+                if frame is None or self._screen is None or not self.grants.allowed(sc.VIEW) or self.state == ENDED:
                     break
                 self._screen = (self._screen[0], self._screen[1] - 1)
                 await self._send_frame(frame)
@@ -407,8 +410,19 @@ class AgentSession(SessionCore):
         problem = event.problem()
         if problem is not None:
             raise sc.BadRequest(problem)
+        if event.x is not None:
+            event = self._on_screen(event)
         self.platform.input.apply(event)
         return {}
+
+    def _on_screen(self, event: InputEvent) -> InputEvent:
+        """The event in virtual-screen coordinates: the console sends them relative to the shared monitor."""
+        monitors = self.platform.screen.monitors()
+        index = self._screen[0] if self._screen is not None else self._last_monitor
+        monitor = next((m for m in monitors if m.index == index), monitors[0])
+        if not (0 <= event.x < monitor.width and 0 <= event.y < monitor.height):
+            raise sc.BadRequest(f"({event.x}, {event.y}) is outside the shared monitor")
+        return attrs.evolve(event, x=event.x + monitor.left, y=event.y + monitor.top)
 
     # -- responders: clipboard ---------------------------------------------------------------------
 

@@ -145,6 +145,12 @@ class Screen:
     def cursor(self, monitor):
         return Cursor(7, 9, True, "arrow")
 
+    def windows(self):
+        return [(1, "Spreadsheet")]
+
+    def share_window(self, window_id):
+        self.shared = window_id
+
     def stop(self):
         self.stopped += 1
 
