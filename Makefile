@@ -14,7 +14,7 @@ BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test init venv lock bench bench-transports clean
+.PHONY: run test init venv lock bench bench-transports bench-session clean
 
 run: $(BIN)/.ready
 	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
@@ -48,6 +48,9 @@ bench: $(BIN)/.ready
 bench-transports: $(BIN)/.ready
 	@tools/ensure-debs tinyproxy squid
 	$(BIN)/python bench/transports/run.py
+
+bench-session: $(BIN)/.ready
+	$(BIN)/python bench/session/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache
