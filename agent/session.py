@@ -7,7 +7,7 @@ an L{IAgentUI} and acts on the machine through an L{IPlatform}.
 """
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from agent.grants import Grants
 from agent.interfaces import IAgentUI, IPlatform
@@ -234,7 +234,7 @@ class AgentSession(SessionCore):
             if path is None or not self.grants.allowed(sc.RECEIVE_FILE) or self.state == ENDED:
                 self.channel.callRemote(sc.CancelTransfer, transfer_id=transfer_id, reason="the customer did not pick a file")
                 return
-            outgoing = files.Outgoing.open(path, transfer_id)
+            outgoing = await threads.deferToThread(files.Outgoing.open, path, transfer_id)
             await self.outbound.send(self.channel, outgoing)
         except Exception as e:
             self.log.info("sending a file stopped: {problem}", problem=str(e))

@@ -8,7 +8,7 @@ L{IConsoleUI} what the customer's side does.
 import uuid
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from console.interfaces import IConsoleUI
 from wire import confirm, e2e, files, logs, sysinfo
@@ -120,7 +120,13 @@ class ConsoleSession(SessionCore):
 
     def send_file(self, path: str) -> defer.Deferred:
         """Send a local file to the customer; fires with the finished transfer."""
-        return defer.ensureDeferred(self.outbound.send(self.channel, files.Outgoing.open(path, new_id())))
+
+        async def send():
+            # Hashing a large file takes seconds: not on the reactor thread.
+            outgoing = await threads.deferToThread(files.Outgoing.open, path, new_id())
+            return await self.outbound.send(self.channel, outgoing)
+
+        return defer.ensureDeferred(send())
 
     def request_file(self, prompt: str) -> defer.Deferred:
         """Ask the customer to pick a file and send it; fires with its transfer id."""

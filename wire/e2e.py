@@ -176,16 +176,18 @@ class AgentLayers(AgentLeg):
     def __init__(self, channel: SessionChannel, operator_ca_pem: bytes):
         super().__init__()
         self.options = tls.InnerClientOptions(operator_ca_pem)
+        self.attached = False
         self.inner = TLSMemoryBIOFactory(self.options, True, _Single(channel)).buildProtocol(None)
 
     def operator_attached(self):
+        self.attached = True
         self.inner.makeConnection(self.transport)
 
     def relayed(self, data):
         self.inner.dataReceived(data)
 
     def connectionLost(self, reason):
-        if self.paired.called:
+        if self.attached:
             self.inner.connectionLost(reason)
         super().connectionLost(reason)
 

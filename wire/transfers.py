@@ -131,10 +131,10 @@ class Inbound:
 
     def keep_all(self, reason: str) -> None:
         """The connection dropped: close every transfer but keep the partial data to resume."""
-        for incoming, transfer in self._incoming.values():
+        running, self._incoming = list(self._incoming.values()), {}
+        for incoming, transfer in running:
             incoming.abandon()
             self._end(transfer, "failed", f"{reason}; sending it again resumes it")
-        self._incoming.clear()
 
     def _stop(self, transfer_id: str, outcome: str, detail: str) -> None:
         incoming, transfer = self._incoming.pop(transfer_id)
