@@ -71,15 +71,17 @@ class AgentApp:
     def start(self) -> None:
         """Start the network thread and show the code window."""
         self.bridge.start()
-        self._show(CodeFrame(self.root, self.settings.routing_length, self.settings.secret_length, self._submit_code))
+        self._show(CodeFrame, self.settings.routing_length, self.settings.secret_length, self._submit_code)
 
-    def _show(self, frame) -> None:
+    def _show(self, make, *args) -> None:
+        """Replace the main window's content with C{make(root, *args)}."""
         if self.frame is not None:
             self.frame.destroy()
+        # Before the new frame binds its own keys.
         for key in ("<Alt-a>", "<Alt-d>", "<Escape>", "<Alt-s>", "<Alt-c>", *"12345"):
             self.root.unbind(key)
-        self.frame = frame
-        frame.pack(fill="both", expand=True)
+        self.frame = make(self.root, *args)
+        self.frame.pack(fill="both", expand=True)
 
     def quit(self, status: int = 0) -> None:
         """Leave the Tk main loop; the program then stops the network and exits."""
@@ -115,7 +117,7 @@ class AgentApp:
     def _show_terms(self, who: WhoIsWaiting) -> None:
         self._who = who
         self.root.title(f"Ponte — {who.operator_name} is waiting")
-        self._show(TermsFrame(self.root, who, self._accept, self._decline))
+        self._show(TermsFrame, who, self._accept, self._decline)
 
     def _decline(self) -> None:
         self._drop_connection()
@@ -154,21 +156,21 @@ class AgentApp:
         self._close_panel()
         self.root.title(TITLE)
         self.root.deiconify()
-        self._show(CodeFrame(self.root, self.settings.routing_length, self.settings.secret_length, self._submit_code))
+        self._show(CodeFrame, self.settings.routing_length, self.settings.secret_length, self._submit_code)
         self.frame.show_error(wording.lookup_error(error))
 
     def _panel_destroyed(self, event) -> None:
         if event.widget is self.panel:
             self.panel = None
-            self.end("the customer closed the panel")
+            self.end("they closed the panel")
 
     def _close_panel(self) -> None:
         panel, self.panel = self.panel, None
         if panel is not None:
             panel.destroy()
 
-    def end(self, reason: str = "the customer ended the session") -> None:
-        """End the session (the End button, closing the panel)."""
+    def end(self, reason: str = "") -> None:
+        """End the session (the End button; closing the panel says so in C{reason})."""
         session = self.session
         if session is not None:
             self.bridge.to_network(session.end, reason)
@@ -182,7 +184,7 @@ class AgentApp:
         self.root.title("Ponte — session ended")
         self.root.deiconify()
         self.root.attributes("-topmost", True)
-        self._show(SummaryFrame(self.root, log, self._summary_closed))
+        self._show(SummaryFrame, log, self._summary_closed)
 
     def _summary_closed(self, stars, comment) -> None:
         session = self.session
@@ -193,17 +195,25 @@ class AgentApp:
         self._close_panel()
         self.root.title("Ponte — stopped for your safety")
         self.root.deiconify()
-        frame = ttk.Frame(self.root, padding=20)
-        tk.Label(frame, text="⚠ Stopped for your safety", fg="#c62828", font=("TkDefaultFont", 14, "bold")).pack(anchor="w")
-        ttk.Label(frame, text=message, wraplength=420, justify="left").pack(anchor="w", pady=8)
-        ttk.Button(frame, text="Close", command=lambda: self.quit(1)).pack(anchor="e")
-        self._show(frame)
+        self._show(_AlarmFrame, message, lambda: self.quit(1))
 
     def pick_file(self, prompt: str, answer) -> None:
         """Let the customer choose a file for the operator."""
         operator = self._who.operator_name if self._who else "The operator"
         path = filedialog.askopenfilename(parent=self.panel or self.root, title=f"{operator} asks for a file: {prompt}")
         answer(path or None)
+
+
+class _AlarmFrame(ttk.Frame):
+    """The loud stop: what went wrong, and Close."""
+
+    def __init__(self, parent, message: str, on_close):
+        super().__init__(parent, padding=20)
+        tk.Label(self, text="⚠ Stopped for your safety", fg="#c62828", font=("TkDefaultFont", 14, "bold")).pack(anchor="w")
+        ttk.Label(self, text=message, wraplength=420, justify="left").pack(anchor="w", pady=8)
+        close = ttk.Button(self, text="Close", underline=0, command=on_close)
+        close.pack(anchor="e")
+        self.winfo_toplevel().bind("<Alt-c>", lambda event: on_close())
 
 
 class _PanelActions:
@@ -225,6 +235,9 @@ class _PanelActions:
 
     def end(self):
         self.app.end()
+
+    def close(self):
+        self.app.end("they closed the panel")
 
     def chat(self, text):
         if self.app.session is not None:

@@ -54,7 +54,8 @@ class CodeFrame(ttk.Frame):
         shown, hint = tidy(self.text.get(), self.routing_length, self.total)
         if shown != self.text.get():
             self.text.set(shown)
-            self.entry.icursor("end")
+            # After Tk's own key binding has placed the cursor.
+            self.after_idle(self.entry.icursor, "end")
         self.message.configure(text=hint or "")
 
     def code(self) -> str:

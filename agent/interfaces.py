@@ -85,6 +85,9 @@ class IInputSink(Interface):
     def release_all():
         """Release every button and key still pressed (control was revoked mid-drag)."""
 
+    def close():
+        """The session ended: release everything and give back what was borrowed."""
+
 
 class IShell(Interface):
     """One running shell."""

@@ -22,7 +22,7 @@ GREEN = "#2e7d32"
 class Panel(tk.Toplevel):
     """
     The session panel.  C{actions} has the callbacks (Tk thread):
-    C{revoke(scope)}, C{revoke_all()}, C{end()}, C{chat(text)},
+    C{revoke(scope)}, C{revoke_all()}, C{end()}, C{close()}, C{chat(text)},
     C{cancel_transfer(transfer_id)}, C{send_clipboard()}.
     """
 
@@ -33,7 +33,7 @@ class Panel(tk.Toplevel):
         self.sharing: str | None = None
         self.title(f"Ponte — {operator} is connected")
         self.attributes("-topmost", True)
-        self.protocol("WM_DELETE_WINDOW", actions.end)
+        self.protocol("WM_DELETE_WINDOW", actions.close)
         self.resizable(False, True)
         self.configure(padx=10, pady=8)
 
@@ -45,10 +45,11 @@ class Panel(tk.Toplevel):
         self.activity.pack(anchor="w")
 
         self.requests = ttk.Frame(self)
-        self.requests.pack(fill="x", pady=(4, 0))
         self._prompts = []
+        self._allowed_label = None
 
-        ttk.Label(self, text="Allowed now:").pack(anchor="w", pady=(6, 0))
+        self._allowed_label = ttk.Label(self, text="Allowed now:")
+        self._allowed_label.pack(anchor="w", pady=(6, 0))
         self.grants_frame = ttk.Frame(self)
         self.grants_frame.pack(fill="x")
         self.nothing = ttk.Label(self.grants_frame, text="nothing", foreground="#777777")
@@ -134,6 +135,7 @@ class Panel(tk.Toplevel):
         when the screen is asked for, the window chosen to share alone (its
         id; C{None} for the whole screen) from C{windows} ((id, title) pairs).
         """
+        self.requests.pack(fill="x", pady=(4, 0), before=self._allowed_label)
         box = ttk.Frame(self.requests, padding=6, relief="groove")
         box.pack(fill="x", pady=2)
         wants = ", ".join(wording.WANTS[s] for s in scopes)
@@ -152,6 +154,9 @@ class Panel(tk.Toplevel):
         def reply(allowed):
             box.destroy()
             self._prompts.remove(entry)
+            if not self._prompts:
+                # An emptied frame keeps its size in Tk: take it out.
+                self.requests.pack_forget()
             chosen = [w for w in windows if f"only “{w[1]}”" == choice.get()]
             if allowed and chosen:
                 self.sharing = chosen[0][1]

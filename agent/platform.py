@@ -22,8 +22,9 @@ class DesktopPlatform:
         from agent.shell import PtyShellFactory
         from agent.sysinfo import SystemInfoCollector
 
-        self.screen = ScreenSource(reactor)
-        self.input = PynputInput(self.screen.shared_monitor)
+        self.screen = ScreenSource(reactor=reactor)
+        # The session core makes input coordinates absolute before applying them.
+        self.input = PynputInput()
         self.shells = PtyShellFactory(reactor)
         self.system_info = SystemInfoCollector()
         self.clipboard = clipboard

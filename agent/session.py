@@ -183,6 +183,7 @@ class AgentSession(SessionCore):
 
     def _ending(self) -> None:
         self.grants.stop()
+        self.platform.input.close()
         self._stop_screen()
         for shell in list(self._shells.values()):
             shell.close()
@@ -412,7 +413,10 @@ class AgentSession(SessionCore):
             raise sc.BadRequest(problem)
         if event.x is not None:
             event = self._on_screen(event)
-        self.platform.input.apply(event)
+        try:
+            self.platform.input.apply(event)
+        except (ValueError, RuntimeError) as e:
+            raise sc.BadRequest(f"this input cannot be applied: {e}") from e
         return {}
 
     def _on_screen(self, event: InputEvent) -> InputEvent:

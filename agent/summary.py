@@ -50,7 +50,7 @@ class SummaryFrame(ttk.Frame):
         self._closed = False
 
     def _details(self) -> str:
-        return self.log.to_text().split("\n", 4)[-1]
+        return self.log.to_text().split("\n", 4)[-1].lstrip("\n")
 
     def save(self) -> None:
         path = filedialog.asksaveasfilename(

@@ -23,15 +23,16 @@ class TermsFrame(ttk.Frame):
 
     def __init__(self, parent, who: WhoIsWaiting, on_accept, on_decline):
         super().__init__(parent, padding=20)
-        heading = ttk.Frame(self)
+        heading = tk.Text(self, height=2, width=48, wrap="word", borderwidth=0, highlightthickness=0,
+                          background=ttk.Style(self).lookup("TFrame", "background"), font=("TkDefaultFont", 12))
+        heading.tag_configure("bold", font=("TkDefaultFont", 12, "bold"))
+        heading.insert("end", "Start a support session with ")
+        heading.insert("end", who.operator_name, "bold")
+        heading.insert("end", " of ")
+        heading.insert("end", who.organisation, "bold")
+        heading.insert("end", "?")
+        heading.configure(state="disabled", takefocus=0)
         heading.pack(anchor="w", fill="x")
-        ttk.Label(heading, text="Start a support session with ", font=("TkDefaultFont", 12)).pack(side="left")
-        ttk.Label(heading, text=who.operator_name, font=("TkDefaultFont", 12, "bold")).pack(side="left")
-        second = ttk.Frame(self)
-        second.pack(anchor="w", fill="x")
-        ttk.Label(second, text="of ", font=("TkDefaultFont", 12)).pack(side="left")
-        ttk.Label(second, text=who.organisation, font=("TkDefaultFont", 12, "bold")).pack(side="left")
-        ttk.Label(second, text="?", font=("TkDefaultFont", 12)).pack(side="left")
         ttk.Label(
             self,
             text="They will only see or do what you allow, one thing at a time. You can stop at any moment.",

@@ -107,6 +107,10 @@ class AgentProgram:
         await self.xdotool("windowfocus", "--sync", window)
         await self.xdotool("type", "--delay", "20", text)
 
+    def close(self, window: str) -> defer.Deferred:
+        """Ask C{window} to close, as a window manager's close button does (WM_DELETE_WINDOW)."""
+        return threads.deferToThread(_delete_window, self.server.display, int(window))
+
     async def screenshot(self, name: str) -> str:
         """Save the whole display as a PNG named after the step; returns its path."""
         directory = SCREENSHOTS or os.path.abspath(self.testcase.mktemp())
@@ -116,6 +120,22 @@ class AgentProgram:
         await threads.deferToThread(_grab, self.server.display, path)
         self.shots.append(path)
         return path
+
+
+def _delete_window(display_name: str, window_id: int) -> None:
+    from Xlib import X, display
+    from Xlib.protocol import event
+
+    connection = display.Display(display_name)
+    try:
+        window = connection.create_resource_object("window", window_id)
+        protocols = connection.intern_atom("WM_PROTOCOLS")
+        delete = connection.intern_atom("WM_DELETE_WINDOW")
+        message = event.ClientMessage(window=window, client_type=protocols, data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+        window.send_event(message, event_mask=X.NoEventMask)
+        connection.flush()
+    finally:
+        connection.close()
 
 
 def _grab(display: str, path: str) -> None:

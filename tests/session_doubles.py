@@ -169,6 +169,9 @@ class InputSink:
     def release_all(self):
         self.released += 1
 
+    def close(self):
+        self.closed = True
+
 
 @implementer(ISystemInfoSource)
 class SystemInfoSource:

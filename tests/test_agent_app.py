@@ -5,10 +5,8 @@ code entry, terms, the panel, consent, revoke, chat, end, the summary and
 the exit.  Screenshots of each window are saved (see L{agent_driver}).
 """
 
-import os
 import time
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests import agent_driver, session_support, support, xvfb
@@ -26,7 +24,7 @@ class JourneyTests(unittest.TestCase):
         desk = await session_support.logged_in_desk(self, gateway)
         live = await desk.new_code()
         agent = agent_driver.AgentProgram(self, self.server, gateway)
-        window = await agent.window("Ponte — remote support")
+        window = await agent.window("remote support")
         await agent.screenshot("1-code-entry")
         # Forgiving typing: lower case, spaces and a dash.
         typed = live.display().lower().replace("-", " - ")
@@ -80,7 +78,7 @@ class JourneyTests(unittest.TestCase):
 
     async def test_closing_the_panel_ends_the_session(self):
         agent, panel, console, console_ui = await self._to_panel()
-        await agent.xdotool("windowclose", panel)
+        await agent.close(panel)
         (reason,) = await console_ui.next("ended")
         self.assertIn("closed the panel", reason)
         summary = await agent.window("session ended")
@@ -99,11 +97,11 @@ class JourneyTests(unittest.TestCase):
         self.server = xvfb.start(self)
         gateway = support.RunningGateway(self)
         agent = agent_driver.AgentProgram(self, self.server, gateway)
-        window = await agent.window("Ponte — remote support")
+        window = await agent.window("remote support")
         await agent.type(window, "ZZZZ999")
         await agent.keys(window, "Return")
         await agent_driver.deferLater(1.0)
         await agent.screenshot("7-unknown-code")
-        await agent.xdotool("windowclose", window)
+        await agent.close(window)
         self.assertEqual(await agent.exit.ended, 0)
         self.assertEqual(agent.listening_seen, [])

@@ -158,13 +158,13 @@ class SessionCore(amp.CommandLocator):
     def _ending(self) -> None:
         """Release what the session holds; subclasses extend."""
 
-    def end(self, reason: str) -> None:
-        """End the session from this side, telling the other side why."""
+    def end(self, reason: str = "") -> None:
+        """End the session from this side, telling the other side why (if there is more to say)."""
         if self.state in (ENDING, ENDED):
             return
         if self.state == VERIFIED:
             self.channel.callRemote(End, reason=reason)
-            self._wrap_up(reason)
+            self._wrap_up("you ended the session" + (f" ({reason})" if reason else ""))
         elif self.channel is not None:
             self.end_reason = reason
             self.channel.abort(reason)
