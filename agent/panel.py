@@ -83,7 +83,8 @@ class Panel(tk.Toplevel):
         self.end_button.pack(fill="x")
         self.bind("<Alt-e>", lambda event: actions.end())
         self.bind("<Alt-r>", lambda event: actions.revoke_all())
-        self.geometry(f"+{max(0, self.winfo_screenwidth() - 360)}+20")
+        # Top right corner, whatever width the content takes.
+        self.geometry("-10+20")
         self.focus_set()
 
     # -- what the session core reports --------------------------------------------
@@ -138,16 +139,20 @@ class Panel(tk.Toplevel):
         self.requests.pack(fill="x", pady=(4, 0), before=self._allowed_label)
         box = ttk.Frame(self.requests, padding=6, relief="groove")
         box.pack(fill="x", pady=2)
-        wants = ", ".join(wording.WANTS[s] for s in scopes)
-        ttk.Label(box, text=f"{self.operator} wants to {wants} ({wording.duration(duration)}).",
-                  wraplength=300, justify="left", font=("TkDefaultFont", 10, "bold")).pack(anchor="w")
+        if len(scopes) == 1:
+            question = f"{self.operator} wants to {wording.WANTS[scopes[0]]} ({wording.duration(duration)})."
+        else:
+            question = f"{wording.duration(duration).capitalize()}, {self.operator} wants to:\n" + "\n".join(
+                f"  • {wording.WANTS[s]}" for s in scopes
+            )
+        ttk.Label(box, text=question, wraplength=360, justify="left", font=("TkDefaultFont", 10, "bold")).pack(anchor="w")
         choice = tk.StringVar(value=WHOLE_SCREEN)
         if sc.VIEW in scopes and windows:
             row = ttk.Frame(box)
             row.pack(anchor="w", pady=(4, 0))
             ttk.Label(row, text="Show:").pack(side="left")
             titles = [WHOLE_SCREEN] + [f"only “{title}”" for _, title in windows]
-            ttk.Combobox(row, textvariable=choice, values=titles, state="readonly", width=34).pack(side="left", padx=4)
+            ttk.Combobox(row, textvariable=choice, values=titles, state="readonly", width=26).pack(side="left", padx=4)
         buttons = ttk.Frame(box)
         buttons.pack(anchor="w", pady=(4, 0))
 

@@ -152,3 +152,40 @@ def deferLater(seconds: float) -> defer.Deferred:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+async def to_panel(testcase, extra=(), **gateway_options):
+    """
+    The customer's journey up to a verified session, taking a screenshot of
+    each window: a private Xvfb (C{testcase.server}), a test gateway, a
+    logged-in operator's desk and the real agent program.
+
+    @return: the agent program, its panel's window id, the console's
+        session core and its UI double.
+    """
+    from tests import support
+    from tests.session_doubles import ConsoleUI
+
+    testcase.server = xvfb.start(testcase)
+    gateway = support.RunningGateway(testcase, **gateway_options)
+    desk = await session_support.logged_in_desk(testcase, gateway)
+    live = await desk.new_code()
+    agent = AgentProgram(testcase, testcase.server, gateway, extra)
+    window = await agent.window("remote support")
+    await agent.screenshot("1-code-entry")
+    # Forgiving typing: lower case, spaces and a dash.
+    await agent.type(window, live.display().lower().replace("-", " - "))
+    await agent.screenshot("1b-code-typed")
+    await agent.keys(window, "Return")
+    await agent.window("Alice Agostini is waiting")
+    await agent.screenshot("2-terms")
+    testcase.assertNotIn(live.routing, desk.waiting, "nothing joins before Accept")
+    await agent.keys(window, "alt+a")
+    await support.wait_for(lambda: live.routing in desk.waiting)
+    console_ui = ConsoleUI()
+    console = await desk.pick_up(live.routing, console_ui)
+    testcase.addCleanup(lambda: console.close() or console.ended)
+    await console_ui.next("verified")
+    panel = await agent.window("Alice Agostini is connected")
+    await agent.screenshot("3-panel-verified")
+    return agent, panel, console, console_ui

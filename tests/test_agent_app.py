@@ -9,43 +9,15 @@ import time
 
 from twisted.trial import unittest
 
-from tests import agent_driver, session_support, support, xvfb
-from tests.session_doubles import ConsoleUI
+from tests import agent_driver, support, xvfb
 from wire import session_commands as sc
 
 
 class JourneyTests(unittest.TestCase):
     timeout = 120
 
-    async def _to_panel(self, **gateway_options):
-        """Up to a verified session: returns (agent program, desk, console session, console UI)."""
-        self.server = xvfb.start(self)
-        gateway = support.RunningGateway(self, **gateway_options)
-        desk = await session_support.logged_in_desk(self, gateway)
-        live = await desk.new_code()
-        agent = agent_driver.AgentProgram(self, self.server, gateway)
-        window = await agent.window("remote support")
-        await agent.screenshot("1-code-entry")
-        # Forgiving typing: lower case, spaces and a dash.
-        typed = live.display().lower().replace("-", " - ")
-        await agent.type(window, typed)
-        await agent.screenshot("1b-code-typed")
-        await agent.keys(window, "Return")
-        await agent.window("Alice Agostini is waiting")
-        await agent.screenshot("2-terms")
-        self.assertNotIn(live.routing, desk.waiting, "nothing joins before Accept")
-        await agent.keys(window, "alt+a")
-        await support.wait_for(lambda: live.routing in desk.waiting)
-        console_ui = ConsoleUI()
-        console = await desk.pick_up(live.routing, console_ui)
-        self.addCleanup(lambda: console.close() or console.ended)
-        await console_ui.next("verified")
-        panel = await agent.window("Alice Agostini is connected")
-        await agent.screenshot("3-panel-verified")
-        return agent, panel, console, console_ui
-
     async def test_the_whole_journey(self):
-        agent, panel, console, console_ui = await self._to_panel()
+        agent, panel, console, console_ui = await agent_driver.to_panel(self)
 
         # Consent: the operator asks, the customer allows in the panel.
         asking = console.request_consent([sc.VIEW, sc.CONTROL])
@@ -77,7 +49,7 @@ class JourneyTests(unittest.TestCase):
         self.assertEqual(agent.listening_seen, [])
 
     async def test_closing_the_panel_ends_the_session(self):
-        agent, panel, console, console_ui = await self._to_panel()
+        agent, panel, console, console_ui = await agent_driver.to_panel(self)
         await agent.close(panel)
         (reason,) = await console_ui.next("ended")
         self.assertIn("closed the panel", reason)
@@ -86,7 +58,7 @@ class JourneyTests(unittest.TestCase):
         self.assertEqual(await agent.exit.ended, 0)
 
     async def test_killing_the_panel_ends_the_session_and_the_process(self):
-        agent, panel, console, console_ui = await self._to_panel()
+        agent, panel, console, console_ui = await agent_driver.to_panel(self)
         killed = time.monotonic()
         await agent.xdotool("windowkill", panel)
         await agent.exit.ended
