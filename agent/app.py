@@ -88,6 +88,16 @@ class AgentApp:
         self.exit_status = status
         self.root.quit()
 
+    def terminate(self) -> None:
+        """Asked to stop (SIGTERM): end the session, telling the operator, and exit."""
+        session = self.session
+        if session is not None:
+            self.bridge.to_network(session.close)
+            self.root.after(300, self.quit)
+        else:
+            self._drop_connection()
+            self.quit()
+
     def _close_main_window(self) -> None:
         if self.session is None:
             self._drop_connection()

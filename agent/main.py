@@ -11,6 +11,7 @@ prints each one's result and time, and exits 0 if at least one works.
 
 import argparse
 import os
+import signal
 import sys
 
 from wire import cli, commands, ladder, proxy
@@ -89,6 +90,7 @@ def interactive(options) -> int:
         sys.stderr.write(f"ponte-agent: cannot open a window ({e})\n")
         return 2
     app = AgentApp(root, reactor, settings, lambda clipboard: DesktopPlatform(reactor, clipboard, receive))
+    signal.signal(signal.SIGTERM, lambda number, frame: root.after(0, app.terminate))
     app.start()
     try:
         root.mainloop()

@@ -174,6 +174,7 @@ async def to_panel(testcase, extra=(), **gateway_options):
     window = await agent.window("remote support")
     await agent.screenshot("1-code-entry")
     # Forgiving typing: lower case, spaces and a dash.
+    agent.code = live.code()
     await agent.type(window, live.display().lower().replace("-", " - "))
     await agent.screenshot("1b-code-typed")
     await agent.keys(window, "Return")

@@ -5,6 +5,7 @@ code entry, terms, the panel, consent, revoke, chat, end, the summary and
 the exit.  Screenshots of each window are saved (see L{agent_driver}).
 """
 
+import os
 import time
 
 from twisted.trial import unittest
@@ -47,6 +48,12 @@ class JourneyTests(unittest.TestCase):
         self.assertLess(agent.exit.ended_at - closed, 1.0)
         self.assertEqual(status, 0)
         self.assertEqual(agent.listening_seen, [])
+        # The local log has the events, never the chat or the code.
+        with open(os.path.join(agent.home, "state", "ponte", "agent.log"), encoding="utf-8") as f:
+            log = f.read()
+        self.assertIn("verified", log)
+        self.assertNotIn("I can see the problem", log)
+        self.assertNotIn(agent.code, log)
 
     async def test_closing_the_panel_ends_the_session(self):
         agent, panel, console, console_ui = await agent_driver.to_panel(self)
@@ -77,3 +84,10 @@ class JourneyTests(unittest.TestCase):
         await agent.close(window)
         self.assertEqual(await agent.exit.ended, 0)
         self.assertEqual(agent.listening_seen, [])
+
+    async def test_stopping_the_program_tells_the_operator(self):
+        agent, panel, console, console_ui = await agent_driver.to_panel(self)
+        agent.process.signalProcess("TERM")
+        self.assertEqual(await agent.exit.ended, 0)
+        (reason,) = await console_ui.next("ended")
+        self.assertIn("customer", reason)

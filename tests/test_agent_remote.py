@@ -22,7 +22,7 @@ from wire.screen import InputEvent
 
 
 class RemoteSupportTests(unittest.TestCase):
-    timeout = 120
+    timeout = 60
 
     async def _session_with_everything(self):
         agent, panel, console, console_ui = await agent_driver.to_panel(self)
@@ -91,6 +91,14 @@ class RemoteSupportTests(unittest.TestCase):
         info = await console.system_info()
         self.assertIsInstance(info, sysinfo.SystemInfo)
         self.assertTrue(info.hostname and info.os and info.memory.total > 0 and info.processes)
+
+        # The customer's shell, and its exit status.
+        shell = await console.open_shell(80, 24)
+        await agent.screenshot("10-panel-shell")
+        await console.shell_input(shell, b"echo shell-$((6*7)); exit 3\n")
+        (_, status, signal) = await console_ui.next("shell_exited")
+        self.assertEqual((status, signal), (3, None))
+        self.assertIn(b"shell-42", b"".join(a[1] for a in console_ui.named("shell_output")))
 
         # The clipboard reaches the customer's desktop.
         await console.send_clipboard("copied for you ✓")

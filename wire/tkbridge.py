@@ -7,6 +7,7 @@ on the Tk thread; network objects only on the reactor thread.
 """
 
 import queue
+import signal
 import threading
 
 from twisted.internet import defer
@@ -29,7 +30,14 @@ class Bridge:
         self._draining = None
 
     def start(self) -> None:
-        """Run the reactor in its thread and start draining the queue."""
+        """
+        Run the reactor in its thread and start draining the queue.  The
+        reactor cannot install signal handlers outside the main thread, so
+        the bridge forwards SIGCHLD to it (child processes such as the
+        customer's shell are reaped and report their exit).
+        """
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, self._child_ended)
         self._thread = threading.Thread(
             target=self.reactor.run, kwargs={"installSignalHandlers": False}, name="reactor", daemon=True
         )
@@ -44,6 +52,11 @@ class Bridge:
         if self._thread is not None and self._thread.is_alive():
             self.reactor.callFromThread(self.reactor.stop)
             self._thread.join(timeout)
+
+    def _child_ended(self, number, frame) -> None:
+        from twisted.internet import process
+
+        self.reactor.callFromThread(process.reapAllProcesses)
 
     # -- Tk → network -----------------------------------------------------------
 
