@@ -14,7 +14,7 @@ BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test init venv lock bench bench-transports bench-session clean
+.PHONY: run test init venv lock bench bench-transports bench-session bench-screen clean
 
 run: $(BIN)/.ready
 	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
@@ -51,6 +51,10 @@ bench-transports: $(BIN)/.ready
 
 bench-session: $(BIN)/.ready
 	$(BIN)/python bench/session/run.py
+
+bench-screen: $(BIN)/.ready
+	@tools/ensure-debs xvfb xdotool x11vnc python3-tk
+	$(BIN)/python bench/screen/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache
