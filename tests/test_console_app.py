@@ -1,0 +1,322 @@
+"""
+The operator's journey with the real C{ponte-console} program on a private
+Xvfb, against a test gateway and a customer's agent core in the test: log
+in (and every way it can fail), make a code and copy it, the customer
+joins and is announced, pick-up opens the session window and the code is
+confirmed, an expired code, a cancelled one, SIGTERM.  Screenshots of each
+window are saved (see L{tests.agent_driver}).
+"""
+
+import json
+import os
+import re
+import socket
+import stat
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from agent.session import AgentSession
+from console import login_window, settings
+from tests import console_driver, session_support, support, xvfb
+from tests.agent_driver import deferLater
+from tests.session_doubles import AgentUI, Platform
+from wire import commands
+
+# xdotool matches titles as regular expressions on bytes: no em dash in them.
+LOGIN = "^Ponte console .*log in$"
+TITLE = "^Ponte console .*Alice Agostini$"
+WAITING = r"^\(1\) Ponte console .*Alice Agostini$"
+# The code shown large.
+CODE = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{3}$")
+
+
+class _ConsoleTest(unittest.TestCase):
+    timeout = 120
+
+    def start(self, ca=None, extra=(), **gateway_options):
+        self.server = xvfb.start(self)
+        self.gateway = support.RunningGateway(self, **gateway_options)
+        return console_driver.program(self, self.server, self.gateway, ca=ca, extra=extra)
+
+    async def log_in(self, console, username="alice", password=support.PASSWORD, screenshot=None):
+        window = await console.window(LOGIN)
+        await console.type(window, username)
+        await console.keys(window, "Tab")
+        await console.type(window, password)
+        if screenshot:
+            await console.screenshot(screenshot)
+        await console.keys(window, "Return")
+        return window
+
+    async def new_code(self, console, window) -> str:
+        """Alt+N, then Alt+C: the code shown, as read from the clipboard."""
+        await console.keys(window, "alt+n")
+        await console.wait_for_text(CODE)
+        await console.keys(window, "alt+c")
+        for _ in range(50):
+            shown = await console.clipboard()
+            if shown:
+                return shown
+            await deferLater(0.1)
+        self.fail("nothing on the clipboard")
+
+
+class LoginTests(_ConsoleTest):
+    async def test_wrong_password_then_the_right_one(self):
+        console = self.start()
+        window = await self.log_in(console, password="not the password", screenshot="console-1-login-typed")
+        texts = await console.wait_for_text("Wrong user name or password.")
+        await console.screenshot("console-2-login-wrong-password")
+        self.assertNotIn("not the password", texts, "the password field is emptied")
+        self.assertIn("alice", texts)
+        # The process stays, the password field has the focus: a second try works.
+        await console.type(window, support.PASSWORD)
+        await console.keys(window, "Return")
+        await console.window(TITLE)
+        texts = await console.wait_for_text("Connected to 127.0.0.1 (direct)")
+        await console.screenshot("console-3-desk")
+        self.assertIn("Connected to 127.0.0.1 (direct) as Alice Agostini, Test Org.", texts)
+        # The settings are remembered for the next run, readable by the owner only, without the password.
+        path = os.path.join(console.home, "config", "ponte", "console.json")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        self.assertNotIn(support.PASSWORD, text)
+        saved = json.loads(text)
+        self.assertEqual((saved["gateway"], saved["username"], saved["ca"]), ("127.0.0.1", "alice", console.ca_path))
+        # SIGTERM: a clean exit.
+        console.process.signalProcess("TERM")
+        self.assertEqual(await console.exit.ended, 0)
+
+    async def test_the_user_name_is_remembered(self):
+        console = self.start()
+        await self.log_in(console)
+        await console.window(TITLE)
+        await console.close(await console.window(TITLE))
+        self.assertEqual(await console.exit.ended, 0)
+        again = console_driver.program(self, self.server, self.gateway, home=console.home)
+        window = await again.window(LOGIN)
+        texts = await again.texts()
+        self.assertIn("alice", texts)
+        # The focus is on the password.
+        await again.type(window, support.PASSWORD)
+        await again.keys(window, "Return")
+        await again.window(TITLE)
+
+    async def test_a_disabled_account(self):
+        console = self.start()
+        await self.log_in(console, username="carol")
+        await console.wait_for_text("This account is disabled")
+        await console.screenshot("console-4-login-disabled")
+
+    async def test_too_many_attempts_count_down(self):
+        console = self.start(failed_logins_per_minute=1)
+        window = await self.log_in(console, password="wrong 1")
+        await console.wait_for_text("Wrong user name or password.")
+        await console.type(window, "wrong 2")
+        await console.keys(window, "Return")
+        # Refused: the password field is emptied again.
+        for _ in range(100):
+            if "wrong 2" not in await console.texts():
+                break
+            await deferLater(0.1)
+        await console.type(window, "wrong 3")
+        await console.keys(window, "Return")
+        texts = await console.wait_for_text("You can try again in")
+        shown = next(t for t in texts if "You can try again in" in t)
+        await deferLater(2.2)
+        later = next(t for t in await console.texts() if "You can try again in" in t)
+        await console.screenshot("console-5-login-rate-limited")
+        seconds = [int(t.rsplit("in ", 1)[1].split()[0]) for t in (shown, later)]
+        self.assertTrue(50 <= seconds[0] <= 60, shown)
+        self.assertLess(seconds[1], seconds[0], "the wait counts down")
+
+    async def test_an_unreachable_gateway(self):
+        closed = []
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            closed.append(s.getsockname()[1])
+            s.close()
+        console = self.start(extra=("--raw-port", str(closed[0]), "--https-port", str(closed[1])))
+        await self.log_in(console)
+        texts = await console.wait_for_text("Cannot reach the gateway.")
+        await console.screenshot("console-6-login-unreachable")
+        message = next(t for t in texts if "Cannot reach" in t)
+        self.assertIn("direct: connection refused", message)
+        self.assertIn("HTTPS port: connection refused", message)
+
+    async def test_a_certificate_that_does_not_verify_shows_its_fingerprint(self):
+        # The console trusts another CA than the one that signed the gateway's certificate.
+        self.server = xvfb.start(self)
+        self.gateway = support.RunningGateway(self)
+        console = console_driver.program(self, self.server, self.gateway, ca=session_support.operator_ca(self.gateway))
+        window = await self.log_in(console)
+        texts = await console.wait_for_text("does not verify")
+        await console.screenshot("console-7-login-certificate")
+        with open(self.gateway.config.certificate, "rb") as f:
+            presented = x509.load_pem_x509_certificate(f.read()).public_bytes(serialization.Encoding.DER)
+        expected = login_window.fingerprint(presented)
+        # Shown on two lines of 16 bytes.
+        shown = next(t for t in texts if t.count(":") >= 30)
+        self.assertEqual(shown.replace(" ", ":"), expected)
+        await console.keys(window, "alt+f")
+        self.assertEqual(await console.clipboard(), expected)
+        self.assertNotIn("Connected", " ".join(texts))
+
+
+    async def test_the_way_through_is_shown(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+        s.close()
+        console = self.start(extra=("--raw-port", str(closed)))
+        await self.log_in(console)
+        await console.window(TITLE)
+        await console.wait_for_text("Connected to 127.0.0.1 (HTTPS port) as Alice Agostini")
+
+    async def test_an_idle_desk_stays_connected(self):
+        console = self.start(extra=("--keepalive", "0.5"), control_idle_timeout=3)
+        await self.log_in(console)
+        await console.window(TITLE)
+        await deferLater(7)
+        texts = await console.texts()
+        self.assertIn("Connected to 127.0.0.1 (direct) as Alice Agostini, Test Org.", texts)
+
+    async def test_losing_the_gateway_is_said(self):
+        # Without signs of life, the gateway drops the desk after its idle timeout.
+        console = self.start(extra=("--keepalive", "600"), control_idle_timeout=3)
+        await self.log_in(console)
+        await console.window(TITLE)
+        await console.wait_for_text("The connection to the gateway was lost.")
+        await console.screenshot("console-14-connection-lost")
+        texts = await console.texts()
+        self.assertIn("Disconnected from the gateway.", texts)
+
+
+class SettingsTests(unittest.TestCase):
+    def test_saved_and_read_back_without_a_password_field(self):
+        path = os.path.join(os.path.abspath(self.mktemp()), "ponte", "console.json")
+        wanted = settings.ConsoleSettings(gateway="support.example.org", raw_port=4434, ca="/etc/ponte/ca.crt",
+                                          username="alice")
+        settings.save(wanted, path)
+        self.assertEqual(settings.load(path), wanted)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertNotIn("password", {f.name for f in attrs.fields(settings.ConsoleSettings)})
+
+    def test_a_damaged_file_gives_defaults_value_by_value(self):
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"gateway": "gw.example.org", "raw_port": "many", "https_port": 70000, "unknown": 1}, f)
+        self.assertEqual(settings.load(path), settings.ConsoleSettings(gateway="gw.example.org"))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("{not json")
+        self.assertEqual(settings.load(path), settings.ConsoleSettings())
+        self.assertEqual(settings.load(path + ".missing"), settings.ConsoleSettings())
+
+    def test_the_place_follows_xdg(self):
+        self.assertEqual(settings.default_path({"XDG_CONFIG_HOME": "/x"}), "/x/ponte/console.json")
+
+
+class DeskTests(_ConsoleTest):
+    async def logged_in(self, **gateway_options):
+        console = self.start(**gateway_options)
+        await self.log_in(console)
+        return console, await console.window(TITLE)
+
+    async def join(self, code: str):
+        """A customer's agent core looks the code up and joins."""
+        connection = await self.gateway.agent(self)
+        routing = code[:4]
+        await connection.callRemote(commands.Lookup, routing=routing)
+        agent_ui = AgentUI()
+        agent = AgentSession(reactor, agent_ui, Platform(os.path.abspath(self.mktemp())), code,
+                             session_support.operator_ca(self.gateway))
+        joined = defer.ensureDeferred(agent.join(connection, routing))
+        self.addCleanup(lambda: agent.close() or agent.ended)
+        return agent, agent_ui, joined
+
+    async def test_a_customer_joins_and_is_picked_up(self):
+        console, window = await self.logged_in()
+        shown = await self.new_code(console, window)
+        self.assertRegex(shown, CODE)
+        texts = await console.wait_for_text("waiting for customer")
+        await console.screenshot("console-8-new-code")
+        self.assertIn(shown, texts, "the code is shown large")
+
+        agent, agent_ui, joined = await self.join(shown.replace("-", ""))
+        await console.window(WAITING)
+        texts = await console.wait_for_text("A customer is waiting on code")
+        self.assertTrue(any(t.startswith(shown) and "customer waiting" in t for t in texts), texts)
+        await console.screenshot("console-9-customer-waiting")
+
+        await console.keys(window, "alt+p")
+        await joined
+        await agent_ui.next("verified")
+        session = await console.window(f"customer on code {shown}")
+        await console.wait_for_text("Verified")
+        await console.window(TITLE)  # no one waiting any more: no count in the title
+        await console.wait_for_text(f"{shown} | in session")
+        await console.screenshot("console-10-session-window")
+        await console.xdotool("windowraise", window)
+        await console.screenshot("console-10b-desk-in-session")
+
+        # The customer ends: the code's row says so.
+        agent.end("customer ended")
+        await console.wait_for_text(f"{shown} | ended")
+        await console.screenshot("console-11-desk-session-ended")
+        await console.xdotool("windowraise", session)
+        await console.screenshot("console-11b-session-window-ended")
+
+    async def test_closing_the_console_ends_the_session(self):
+        console, window = await self.logged_in()
+        shown = await self.new_code(console, window)
+        agent, agent_ui, joined = await self.join(shown.replace("-", ""))
+        await console.wait_for_text("A customer is waiting on code")
+        # Nothing selected: Alt+P picks up whoever has waited longest.
+        await console.keys(window, "alt+p")
+        await agent_ui.next("verified")
+        console.process.signalProcess("TERM")
+        self.assertEqual(await console.exit.ended, 0)
+        (reason,) = await agent_ui.next("ended")
+        self.assertIn("closed the console", reason)
+
+    async def test_an_expired_code_is_shown_as_expired(self):
+        console, window = await self.logged_in(code_validity=5)
+        shown = await self.new_code(console, window)
+        texts = await console.wait_for_text("expired", timeout=10)
+        self.assertTrue(any(t.startswith(shown) and "expired" in t for t in texts), texts)
+        await console.screenshot("console-12-expired")
+        # An expired code can be removed from the list.
+        await console.keys(window, "alt+r")
+        await deferLater(0.5)
+        self.assertFalse(any(t.startswith(shown) for t in await console.texts()))
+
+    async def test_cancelling_a_code(self):
+        console, window = await self.logged_in()
+        first = await self.new_code(console, window)
+        await console.keys(window, "alt+n")
+        await console.wait_for_text("waiting for customer")
+        second = await self._second_code(console, first)
+        # The newest code is selected: Alt+A cancels it.
+        await console.keys(window, "alt+a")
+        await deferLater(0.5)
+        texts = await console.texts()
+        await console.screenshot("console-13-cancelled")
+        self.assertFalse(any(t.startswith(second) for t in texts), texts)
+        self.assertTrue(any(t.startswith(first) for t in texts), texts)
+        agent = await self.gateway.agent(self)
+        with self.assertRaises(commands.CodeCancelled):
+            await agent.callRemote(commands.Lookup, routing=second[:4])
+
+    async def _second_code(self, console, first: str) -> str:
+        for _ in range(50):
+            rows = [t for t in await console.texts() if " | waiting for customer" in t and not t.startswith(first)]
+            if rows:
+                return rows[0].split(" | ")[0]
+            await deferLater(0.1)
+        self.fail("no second code")
