@@ -342,9 +342,13 @@ class AgentSession(SessionCore):
             raise sc.BadRequest(f"no monitor {monitor}")
         if not 0 < credit <= 64:
             raise sc.BadRequest("credit is 1 to 64 frames")
-        current = self._screen[1] if self._screen is not None and self._screen[0] == monitor else 0
+        switching = self._screen is not None and self._screen[0] != monitor
+        current = self._screen[1] if self._screen is not None and not switching else 0
         self._last_monitor = monitor
         self._screen = (monitor, min(current + credit, 64))
+        if switching and self._screen_running:
+            # Let go of the wait for a change on the old monitor.
+            self.platform.screen.stop()
         self._activity()
         if not self._screen_running:
             defer.ensureDeferred(self._send_frames())
@@ -356,6 +360,8 @@ class AgentSession(SessionCore):
             while self._screen is not None and self._screen[1] > 0 and self.state != ENDED:
                 monitor, credit = self._screen
                 frame = await self.platform.screen.next_frame(monitor)
+                if self._screen is not None and self._screen[0] != monitor:
+                    continue  # the operator chose another monitor meanwhile
                 if frame is None or self._screen is None or not self.grants.allowed(sc.VIEW) or self.state == ENDED:
                     break
                 self._screen = (self._screen[0], self._screen[1] - 1)

@@ -9,9 +9,9 @@ import hashlib
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests import session_support, support
+from tests import session_doubles, session_support, support
 from wire import session_commands as sc
-from wire.screen import InputEvent
+from wire.screen import Frame, InputEvent
 
 CANARY = "ponte-canary-7f3a9c"
 
@@ -130,3 +130,40 @@ class FullSessionTests(unittest.TestCase):
         s = await session_support.start(self, gateway=gateway)
         self.assertEqual(len(s.desk.codes[s.routing].secret), 3)
         self.assertEqual(s.agent.state, "verified")
+
+
+class _IdleScreen(session_doubles.Screen):
+    """Monitor 0 changes once, then stays still until stop(); monitor 1 always has a frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = None
+        self.shown = set()
+
+    def next_frame(self, monitor):
+        if monitor == 1 or monitor not in self.shown:
+            self.shown.add(monitor)
+            return super().next_frame(monitor)
+        self.waiting = defer.Deferred()
+        return self.waiting
+
+    def stop(self):
+        super().stop()
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            waiting.callback(Frame(0, 64, 32, ()))
+
+
+class MonitorTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_switching_monitors_while_the_old_one_is_idle(self):
+        s = await session_support.start(self)
+        s.platform.screen = screen = _IdleScreen()
+        await s.console.request_consent([sc.VIEW])
+        await s.console.watch(0, credit=4)
+        await s.console_ui.next("frame_received", lambda a: a[0].monitor == 0)
+        await support.wait_for(lambda: screen.waiting is not None)
+        await s.console.watch(1, credit=1)
+        (frame,) = await s.console_ui.next("frame_received", lambda a: a[0].monitor == 1)
+        self.assertEqual(frame.monitor, 1)
