@@ -376,24 +376,19 @@ class AgentSession(SessionCore):
 
     async def _send_frame(self, frame: Frame) -> None:
         self._frame_number += 1
-        batch, size, sent = [], 0, []
-        tiles = list(frame.tiles)
-        for index, tile in enumerate(tiles):
+        for tile in frame.tiles:
             if len(tile.data) > self.limits.max_chunk:
                 raise ValueError(f"a tile of {len(tile.data)} bytes is larger than a chunk")
-            batch.append({"x": tile.x, "y": tile.y, "width": tile.width, "height": tile.height,
-                          "encoding": tile.encoding, "data": tile.data})
-            size += len(tile.data)
-            last = index == len(tiles) - 1
-            if last or len(batch) >= self.limits.max_tiles_per_update or size >= 4 * self.limits.max_chunk:
-                sent.append(self.channel.callRemote(
-                    sc.FrameUpdate, frame=self._frame_number, monitor=frame.monitor,
-                    width=frame.width, height=frame.height, tiles=batch, last=last))
-                batch, size = [], 0
-        if not tiles:
-            sent.append(self.channel.callRemote(
-                sc.FrameUpdate, frame=self._frame_number, monitor=frame.monitor,
-                width=frame.width, height=frame.height, tiles=[], last=True))
+        groups = tile_groups(frame.tiles, self.limits.max_tiles_per_update) or [[]]
+        sent = [
+            self.channel.callRemote(
+                sc.FrameUpdate, frame=self._frame_number, monitor=frame.monitor, width=frame.width,
+                height=frame.height, last=index == len(groups) - 1,
+                tiles=[{"x": t.x, "y": t.y, "width": t.width, "height": t.height, "encoding": t.encoding,
+                        "data": t.data} for t in group],
+            )
+            for index, group in enumerate(groups)
+        ]
         await defer.gatherResults(sent, consumeErrors=True)
 
     def _send_cursor(self, monitor: int) -> None:
@@ -448,3 +443,24 @@ class AgentSession(SessionCore):
         self._require(sc.CLIPBOARD)
         self.record("clipboard-out")
         return self.channel.callRemote(sc.Clipboard, text=text)
+
+
+# The tiles of one update travel as one AMP value (at most 65,535 bytes), each
+# with its coordinates and key names around its data.
+UPDATE_VALUE_BYTES = 64000
+TILE_OVERHEAD = 96
+
+
+def tile_groups(tiles, max_tiles: int) -> list[list]:
+    """C{tiles} in order, split so that each group fits one L{sc.FrameUpdate}."""
+    groups, group, size = [], [], 0
+    for tile in tiles:
+        cost = len(tile.data) + TILE_OVERHEAD
+        if group and (size + cost > UPDATE_VALUE_BYTES or len(group) >= max_tiles):
+            groups.append(group)
+            group, size = [], 0
+        group.append(tile)
+        size += cost
+    if group:
+        groups.append(group)
+    return groups

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from tests import session_doubles, session_support, support
 from wire import session_commands as sc
-from wire.screen import Frame, InputEvent
+from wire.screen import Frame, InputEvent, Tile
 
 CANARY = "ponte-canary-7f3a9c"
 
@@ -167,3 +167,25 @@ class MonitorTests(unittest.TestCase):
         await s.console.watch(1, credit=1)
         (frame,) = await s.console_ui.next("frame_received", lambda a: a[0].monitor == 1)
         self.assertEqual(frame.monitor, 1)
+
+
+class _BigTiles(session_doubles.Screen):
+    """A first frame like a real desktop's: more tile data than one AMP value holds."""
+
+    def next_frame(self, monitor):
+        self.grabs += 1
+        tiles = tuple(Tile(16 * i, 0, 16, 16, "png", bytes([i]) * 25000) for i in range(4))
+        return defer.succeed(Frame(monitor, 64, 32, tiles))
+
+
+class LargeFrameTests(unittest.TestCase):
+    timeout = 30
+
+    async def test_a_frame_larger_than_one_amp_value_arrives_whole(self):
+        s = await session_support.start(self)
+        s.platform.screen = _BigTiles()
+        await s.console.request_consent([sc.VIEW])
+        await s.console.watch(0, credit=1)
+        (frame,) = await s.console_ui.next("frame_received")
+        self.assertEqual([t.data[:1] for t in frame.tiles], [bytes([i]) for i in range(4)])
+        self.assertEqual(sum(len(t.data) for t in frame.tiles), 100000)
