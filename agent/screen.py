@@ -62,9 +62,9 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
 
 import attrs
+import numpy as np
 from PIL import Image
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -175,7 +175,7 @@ class FrameDiffer:
 
     def __init__(self, settings: ScreenSettings = ScreenSettings()):
         self.settings = settings
-        self._previous: dict[int, tuple[int, int, bytes]] = {}
+        self._previous: dict[int, tuple] = {}  # monitor -> (width, height, bytes, the same as uint32 rows)
         self._shown = None
 
     def reset(self) -> None:
@@ -198,23 +198,24 @@ class FrameDiffer:
         if len(pixels) != width * height * BYTES_PER_PIXEL:
             raise ValueError(f"{len(pixels)} bytes for a {width}×{height} picture")
         previous = self._previous.get(monitor)
-        self._previous = {monitor: (width, height, pixels)}
+        current = np.frombuffer(pixels, dtype=np.uint32).reshape(height, width)
+        self._previous = {monitor: (width, height, pixels, current)}
         if previous is None or previous[:2] != (width, height):
             changed = None
         else:
             if previous[2] == pixels:
                 return None
-            changed = self._changed_rows(previous[2], pixels, width, height)
+            changed = self._changed_rows(previous[3], current)
         self._shown = shown
         image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
         if changed is None:
             copies, pending = [], self._full(image, width, height)
         else:
-            shifts = self._shifts(previous[2], pixels, width, changed)
+            shifts = self._shifts(previous[3], current, changed)
             for move in moves() if moves is not None else ():
                 if move not in shifts and move != (0, 0):
                     shifts.append(move)
-            copies, pending = self._place(previous[2], pixels, width, height, changed, shifts, image)
+            copies, pending = self._place(previous[3], current, changed, shifts, image)
         tiles = copies + self._encode(image, pending)
         return Frame(monitor, width, height, tuple(tiles))
 
@@ -224,117 +225,75 @@ class FrameDiffer:
         ts = self.settings.tile_size
         return [(x, min(x + ts, width)) for x in range(0, width, ts)]
 
-    def _changed_rows(self, old: bytes, new: bytes, width: int, height: int) -> list[list[int]]:
-        """For each strip, the rows whose segment in it changed."""
-        stride = width * BYTES_PER_PIXEL
-        strips = [(a * BYTES_PER_PIXEL, b * BYTES_PER_PIXEL) for a, b in self._strips(width)]
-        changed = [[] for _ in strips]
-        for y in range(height):
-            o = y * stride
-            if old[o : o + stride] == new[o : o + stride]:
-                continue
-            for rows, (a, b) in zip(changed, strips):
-                if old[o + a : o + b] != new[o + a : o + b]:
-                    rows.append(y)
-        return changed
+    def _changed_rows(self, old, new) -> list:
+        """For each strip, the rows whose segment in it changed (ascending, numpy)."""
+        height, width = new.shape
+        ts = self.settings.tile_size
+        rows_changed = np.flatnonzero((old != new).any(axis=1))
+        if len(rows_changed) == 0:
+            return [_NO_ROWS for _ in self._strips(width)]
+        differs = old[rows_changed] != new[rows_changed]
+        whole = width // ts
+        per_strip = differs[:, : whole * ts].reshape(len(rows_changed), whole, ts).any(axis=2)
+        if whole * ts < width:
+            per_strip = np.concatenate([per_strip, differs[:, whole * ts :].any(axis=1)[:, None]], axis=1)
+        return [rows_changed[per_strip[:, i]] for i in range(per_strip.shape[1])]
 
-    def _shifts(self, old, new, width, changed) -> list[tuple[int, int]]:
+    def _shifts(self, old, new, changed) -> list[tuple[int, int]]:
         """The vertical shifts (0, dy) most rare row segments agree on."""
-        stride = width * BYTES_PER_PIXEL
-        votes = Counter()
-        for rows, (x0, x1) in zip(changed, self._strips(width)):
-            if len(rows) < self.settings.min_shift_votes:
+        s = self.settings
+        votes = []
+        for rows, (x0, x1) in zip(changed, self._strips(new.shape[1])):
+            if len(rows) < s.min_shift_votes:
                 continue
-            a, b = x0 * BYTES_PER_PIXEL, x1 * BYTES_PER_PIXEL
-            where: dict[int, list[int]] = {}
-            for y in range(rows[0], rows[-1] + 1):
-                o = y * stride
-                found = where.setdefault(hash(bytes(old[o + a : o + b])), [])
-                if len(found) <= self.settings.max_hash_repeats:
-                    found.append(y)
-            for y in rows:
-                o = y * stride
-                found = where.get(hash(bytes(new[o + a : o + b])))
-                if found and len(found) <= self.settings.max_hash_repeats:
-                    for source in found:
-                        if source != y:
-                            votes[y - source] += 1
-        return [(0, dy) for dy, n in votes.most_common(self.settings.max_shift_candidates)
-                if n >= self.settings.min_shift_votes]
+            r0 = int(rows[0])
+            weights = _WEIGHTS[: x1 - x0]
+            before = row_fingerprints(old[r0 : int(rows[-1]) + 1, x0:x1], weights)
+            after = row_fingerprints(new[rows, x0:x1], weights)
+            votes.append(shift_votes(before, after, rows - r0, s.max_hash_repeats))
+        if not votes:
+            return []
+        return [(0, dy) for dy in top_shifts(np.concatenate(votes), s.max_shift_candidates, s.min_shift_votes)]
 
-    def _place(self, old, new, width, height, changed, shifts, image):
+    def _place(self, old, new, changed, shifts, image):
         """Copy tiles for the moved rows of each strip, and the rectangles left to encode."""
+        height, width = new.shape
         ts = self.settings.tile_size
         runs: dict[tuple, list[tuple[int, int]]] = {}  # (y, height, dx, dy) -> strips' x ranges
         pending = []
         for rows, (x0, x1) in zip(changed, self._strips(width)):
-            if not rows:
+            if not len(rows):
                 continue
             usable = [(dx, dy) for dx, dy in shifts if 0 <= x0 - dx and x1 - dx <= width]
-            moved, encode = self._strip_runs(old, new, width, height, x0, x1, rows, usable)
+            moved, encode = self._strip_runs(old, new, x0, x1, rows, usable)
             for y0, y1, (dx, dy) in moved:
                 runs.setdefault((y0, y1 - y0, dx, dy), []).append((x0, x1))
-            bands: dict[int, list[int]] = {}
-            for y in encode:
-                bands.setdefault(y // ts, []).append(y)
-            for band_rows in bands.values():
-                y0, y1 = band_rows[0], band_rows[-1] + 1
-                pending.append(self._classify(image, x0, y0, x1 - x0, y1 - y0))
+            if len(encode):
+                bands = encode // ts
+                starts = np.flatnonzero(np.diff(bands, prepend=-1))
+                ends = np.append(starts[1:], len(encode)) - 1
+                for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
+                    pending.append(self._classify(image, x0, a, x1 - x0, b + 1 - a))
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
             for x0, x1 in _merge_ranges(ranges):
                 copies.append(Tile(x0, y, x1 - x0, h, wt.COPY, wt.copy_data(x0 - dx, y - dy)))
         return copies, pending
 
-    def _strip_runs(self, old, new, width, height, x0, x1, rows, shifts):
+    def _strip_runs(self, old, new, x0, x1, rows, shifts):
         """
         The runs of rows (y0, y1, shift) of one strip that are the previous
-        picture shifted, and the changed rows left to encode.  A run goes on
-        through unchanged rows that the same shift explains too (the blank
-        lines between lines of text), so a scrolled page is one run.
+        picture shifted, and the changed rows left to encode (numpy).  A run
+        goes on through unchanged rows that the same shift explains too (the
+        blank lines between lines of text), so a scrolled page is one run.
         """
-        stride = width * BYTES_PER_PIXEL
-        a, b = x0 * BYTES_PER_PIXEL, x1 * BYTES_PER_PIXEL
-
-        def explains(shift, y):
-            dx, dy = shift
-            source = y - dy
-            if not 0 <= source < height:
-                return False
-            s = source * stride - dx * BYTES_PER_PIXEL
-            o = y * stride
-            return old[s + a : s + b] == new[o + a : o + b]
-
-        moved, encode = [], []
-        shift, start, changed_in_run = None, 0, []
-
-        def close(end):
-            if shift is None:
-                return
-            if end - start >= self.settings.min_copy_rows:
-                moved.append((start, end, shift))
-            else:
-                encode.extend(changed_in_run)
-
-        changed = set(rows)
-        for y in range(rows[0], rows[-1] + 1):
-            if y not in changed:
-                if shift is not None and not explains(shift, y):
-                    close(y)
-                    shift = None
-                continue
-            if shift is not None and explains(shift, y):
-                changed_in_run.append(y)
-                continue
-            close(y)
-            shift = next((candidate for candidate in shifts if explains(candidate, y)), None)
-            if shift is None:
-                encode.append(y)
-            else:
-                start, changed_in_run = y, [y]
-        close(rows[-1] + 1)
-        encode.sort()
-        return moved, encode
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        explained = [explained_rows(old, new, x0, x1, r0, r1, shift) for shift in shifts]
+        is_changed = np.zeros(r1 - r0, dtype=bool)
+        is_changed[rows - r0] = True
+        moved, keep = copy_runs(is_changed, explained, self.settings.min_copy_rows)
+        encode = rows[keep[rows - r0]] if moved else rows
+        return [(r0 + a, r0 + b, shifts[i]) for a, b, i in moved], encode
 
     def _full(self, image, width, height):
         ts = self.settings.tile_size
@@ -416,6 +375,98 @@ def _merge_ranges(ranges):
         else:
             merged.append((x0, x1))
     return merged
+
+
+# -- the differ's vectorised parts (pure functions of numpy arrays) ---------------------------
+
+_NO_ROWS = np.zeros(0, dtype=np.intp)
+# Random odd 64-bit weights: a row segment's fingerprint is its pixels' dot product with them
+# (modulo 2**64).  Equal segments have equal fingerprints; a collision only costs a wrong vote,
+# since every copy is checked pixel for pixel.
+_WEIGHTS = np.random.default_rng(0x50_4E_54_45).integers(1, 2**63, size=1024, dtype=np.uint64) | np.uint64(1)
+
+
+def row_fingerprints(segment, weights=None):
+    """One 64-bit fingerprint per row of C{segment} (rows of 32-bit pixels)."""
+    if weights is None:
+        weights = _WEIGHTS[: segment.shape[1]]
+    return np.dot(segment.astype(np.uint64), weights)
+
+
+def shift_votes(before, after, after_rows, repeats: int):
+    """
+    The votes (dy) of the fingerprints C{after} (of rows C{after_rows}) for
+    the rows with the same fingerprint among C{before} (rows 0, 1, ...),
+    when that fingerprint occurs at most C{repeats} times in C{before}; no
+    vote for a row matching itself.  In order of rows, then of sources.
+    """
+    if len(before) == 0 or len(after) == 0 or repeats < 1:
+        return _NO_ROWS
+    order = np.argsort(before, kind="stable")
+    ordered = before[order]
+    left = np.searchsorted(ordered, after, "left")
+    count = np.searchsorted(ordered, after, "right") - left
+    k = np.arange(repeats)
+    valid = ((count >= 1) & (count <= repeats))[:, None] & (k[None, :] < count[:, None])
+    sources = order[np.minimum(left[:, None] + k[None, :], len(before) - 1)]
+    dy = np.asarray(after_rows)[:, None] - sources
+    return dy[valid & (dy != 0)]
+
+
+def top_shifts(votes, candidates: int, min_votes: int) -> list[int]:
+    """The C{candidates} most frequent values of C{votes} (ties: first seen first) with at least C{min_votes}."""
+    if len(votes) == 0:
+        return []
+    values, first, counts = np.unique(votes, return_index=True, return_counts=True)
+    best = np.lexsort((first, -counts))[:candidates]
+    return [int(values[i]) for i in best if counts[i] >= min_votes]
+
+
+def explained_rows(old, new, x0: int, x1: int, r0: int, r1: int, shift):
+    """
+    For rows C{r0} to C{r1} - 1 of C{new} (2-D pixel arrays), whether the
+    segment C{x0}–C{x1} is C{old}'s at the place shifted back by
+    C{shift} (dx, dy); the source must lie inside C{old}.
+    """
+    dx, dy = shift
+    out = np.zeros(r1 - r0, dtype=bool)
+    a, b = max(r0, dy), min(r1, old.shape[0] + dy)
+    if a < b and 0 <= x0 - dx and x1 - dx <= old.shape[1]:
+        out[a - r0 : b - r0] = (new[a:b, x0:x1] == old[a - dy : b - dy, x0 - dx : x1 - dx]).all(axis=1)
+    return out
+
+
+def copy_runs(changed, explained, min_rows: int):
+    """
+    Runs of rows that are shifted copies, from C{changed} (whether each row
+    changed) and C{explained} (per candidate shift, whether it explains
+    each row).  Going down: a run starts at a changed row with the first
+    shift that explains it and goes on, through changed and unchanged rows,
+    while that shift explains them.  Runs of at least C{min_rows} rows are
+    kept.  Returns the runs (start, end, index of the shift) and, per row,
+    whether it is a changed row left to encode.
+    """
+    keep = np.array(changed, dtype=bool)
+    if not explained:
+        return [], keep
+    n = len(keep)
+    starts = np.flatnonzero(keep & np.logical_or.reduce(explained))
+    breaks = [np.flatnonzero(~e) for e in explained]
+    runs = []
+    y = 0
+    while True:
+        i = int(np.searchsorted(starts, y))
+        if i == len(starts):
+            break
+        y = int(starts[i])
+        shift = next(j for j, e in enumerate(explained) if e[y])
+        j = int(np.searchsorted(breaks[shift], y))
+        end = int(breaks[shift][j]) if j < len(breaks[shift]) else n
+        if end - y >= min_rows:
+            runs.append((y, end, shift))
+            keep[y:end] = False
+        y = end
+    return runs, keep
 
 
 def _palette_png(region: Image.Image, level: int) -> bytes | None:
