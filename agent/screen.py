@@ -13,20 +13,23 @@ Two parts:
     The reactor thread asks for a frame with a Deferred; the capture thread
     grabs at most C{max_fps} times a second until something changed, and
     hands the frame back with C{reactor.callFromThread}.  An idle desktop
-    sends nothing.
+    sends nothing, and is grabbed less and less often (L{grab_interval}).
 
 Tiles: the monitor is cut into C{tile_size} squares; for each column of
-tiles ("strip") the rows that changed are found with byte comparisons of
-row segments (C{bytes} slices compare with C{memcmp}; no numpy).
+tiles ("strip") the rows that changed are found by comparing the pictures
+as numpy arrays of 32-bit pixels (one row of the array per row of pixels).
 
-Moved regions: for each strip, the changed rows' segments are hashed and
+Moved regions: for each strip, the changed rows' segments get a 64-bit
+fingerprint (L{row_fingerprints}: the dot product of the pixels with fixed
+random weights, all rows at once) and are
 looked up among the previous picture's segments of the same strip; every
 match of a rare segment (one that occurs at most C{max_hash_repeats}
 times) votes for a vertical shift.  The shifts with at least
 C{min_shift_votes} votes, and the moves of top-level windows the X server
 reports (a window that kept its size and changed its place), are the
 candidates; a changed row is "explained" by a candidate when its segment is
-byte for byte the previous picture's segment at the shifted place.  Runs of
+byte for byte the previous picture's segment at the shifted place
+(L{explained_rows}, one array comparison per shift and strip).  Runs of
 at least C{min_copy_rows} explained rows become C{copy} tiles (merged across
 strips); only the rest — the newly exposed pixels — is encoded.
 
@@ -83,7 +86,9 @@ class ScreenSettings:
     """Every limit and threshold of screen capture and encoding."""
 
     tile_size: int = 64  # pixels, the side of a tile of the grid
-    max_fps: float = 30.0  # grabs (and so frames) per second at most; also the idle polling rate
+    max_fps: float = 30.0  # grabs (and so frames) per second at most; the polling rate while things change
+    idle_fps: float = 10.0  # the polling rate it falls to on a still screen (never above max_fps)
+    idle_after: float = 1.0  # seconds without a change before the polling slows: max_fps * idle_after / still, down to idle_fps
     lossy_encoding: str = "webp"  # "webp" or "jpeg", for photographic tiles
     lossy_quality: int = 75  # 1–100
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
@@ -102,6 +107,22 @@ class ScreenSettings:
             raise ValueError(f"lossy_encoding must be one of {wt.LOSSY}")
         if not 8 <= self.tile_size <= 1024 or self.max_fps <= 0 or not 1 <= self.lossy_quality <= 100:
             raise ValueError("tile_size 8–1024, max_fps > 0, lossy_quality 1–100")
+        if self.idle_fps <= 0 or self.idle_after < 0:
+            raise ValueError("idle_fps > 0, idle_after ≥ 0")
+
+
+def grab_interval(settings: ScreenSettings, still: float) -> float:
+    """
+    Seconds from one grab to the next when nothing changed for C{still}
+    seconds: 1 / C{max_fps} for C{idle_after} seconds, then the rate falls
+    as C{max_fps * idle_after / still} (30 Hz, 15 Hz after 2 s, ...) down
+    to C{idle_fps}.  The first change brings back C{max_fps}.
+    """
+    fastest = 1.0 / settings.max_fps
+    if still <= settings.idle_after:
+        return fastest
+    slowest = 1.0 / min(settings.idle_fps, settings.max_fps)
+    return min(max(fastest * still / settings.idle_after if settings.idle_after else slowest, fastest), slowest)
 
 
 # -- pure logic -------------------------------------------------------------------------------
@@ -114,10 +135,18 @@ def black_out(pixels: bytes, width: int, height: int, visible, hidden=()) -> byt
     rectangles C{hidden}.  Rectangles are clipped to the picture.
     """
     out = bytearray(len(pixels))
-    stride = width * BYTES_PER_PIXEL
     rect = _clip(visible, width, height)
     if rect is None:
         return out
+    shown = np.frombuffer(out, dtype=np.uint32).reshape(height, width)
+    x, y, w, h = rect
+    shown[y : y + h, x : x + w] = np.frombuffer(pixels, dtype=np.uint32).reshape(height, width)[y : y + h, x : x + w]
+    for other in hidden:
+        rect = _clip(other, width, height)
+        if rect is not None:
+            x, y, w, h = rect
+            shown[y : y + h, x : x + w] = 0
+    return out
     x, y, w, h = rect
     a, b = x * BYTES_PER_PIXEL, (x + w) * BYTES_PER_PIXEL
     for row in range(y, y + h):
@@ -181,6 +210,11 @@ class FrameDiffer:
     def reset(self) -> None:
         """Forget the previous pictures: the next frame is a full one."""
         self._previous.clear()
+
+    def has_previous(self, monitor: int, width: int, height: int) -> bool:
+        """Whether the next picture of C{monitor} at this size is compared with a previous one."""
+        previous = self._previous.get(monitor)
+        return previous is not None and previous[:2] == (width, height)
 
     def frame(self, monitor: int, width: int, height: int, pixels: bytes, moves=None, shown=None) -> Frame | None:
         """
@@ -632,7 +666,10 @@ class _Capture(threading.Thread):
         self.stopping = threading.Event()
         self.ended = defer.Deferred()
         self._last_grab = 0.0
+        self._last_change = time.monotonic()  # of the picture grabbed, for the idle polling rate
+        self._last_raw = None  # the previous grab as mss made it (before any black out)
         self._windows = None  # top-level windows' rectangles at the previous picture
+        self._windows_now = None  # and at the picture being compared
         self._shared = source.shared_window
         self._x = None
 
@@ -668,9 +705,13 @@ class _Capture(threading.Thread):
             call(self.ended.callback, None)
 
     def _next(self, grabber, differ, monitor: Monitor) -> Frame | None:
-        """Grab at most C{max_fps} times a second until something changed; C{None} if stopped first."""
+        """
+        Grab until something changed, at most C{max_fps} times a second and
+        less often on a still screen (L{grab_interval}); C{None} if stopped first.
+        """
         while True:
-            wait = self._last_grab + 1.0 / self.settings.max_fps - time.monotonic()
+            interval = grab_interval(self.settings, time.monotonic() - self._last_change)
+            wait = self._last_grab + interval - time.monotonic()
             if self.stopping.wait(max(wait, 0)):
                 return None
             self._last_grab = time.monotonic()
@@ -678,6 +719,12 @@ class _Capture(threading.Thread):
                                  "width": monitor.width, "height": monitor.height})
             width, height = shot.size
             pixels = shot.raw  # a new bytearray each grab, never changed afterwards
+            raw_changed = self._last_raw is None or self._last_raw != pixels
+            self._last_raw = pixels
+            if raw_changed:
+                # The windows' places at this very picture (read before the comparison, which
+                # takes a while): the move hints must describe the moment of the grab.
+                self._windows_now = self._geometries()
             shared = self.source.shared_window
             if shared != self._shared:
                 # Another window (or all, or one instead of all): a whole frame, so that
@@ -692,18 +739,21 @@ class _Capture(threading.Thread):
 
                 shown = (rect and place(rect), [place(r) for r in hidden])
                 pixels = black_out(pixels, width, height, *shown)
+            elif not raw_changed and differ.has_previous(monitor.index, width, height):
+                continue  # the same picture: nothing to compare
             else:
                 shown = None
             frame = differ.frame(monitor.index, width, height, pixels, self._moves, shown)
+            if self._windows_now is not None:
+                self._windows = self._windows_now
             if frame is not None:
-                if self._windows is None:
-                    self._windows = self._geometries()
+                self._last_change = time.monotonic()
                 return frame
 
     def _moves(self) -> list[tuple[int, int]]:
-        """How top-level windows moved since the previous picture (hints for the differ)."""
-        before, self._windows = self._windows, self._geometries()
-        return window_moves(before, self._windows) if before and self._windows else []
+        """How top-level windows moved from the previous picture to this one (hints for the differ)."""
+        before, after = self._windows, self._windows_now
+        return window_moves(before, after) if before and after else []
 
     def _geometries(self):
         try:

@@ -17,7 +17,11 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from agent.interfaces import IScreenSource
-from agent.screen import FrameDiffer, ScreenSettings, ScreenSource, black_out, window_moves
+import numpy as np
+
+from agent import screen
+from agent.screen import (FrameDiffer, ScreenSettings, ScreenSource, black_out, copy_runs, explained_rows,
+                          grab_interval, row_fingerprints, shift_votes, top_shifts, window_moves)
 from tests import xvfb
 from wire import tiles as wt
 from wire.screen import ENCODINGS, Cursor, Frame, Monitor, Tile
@@ -352,6 +356,139 @@ class DifferTests(unittest.TestCase):
         self.assertRaises(ValueError, ScreenSettings, lossy_encoding="gif")
         self.assertRaises(ValueError, ScreenSettings, tile_size=4)
         self.assertRaises(ValueError, ScreenSettings, max_fps=0)
+        self.assertRaises(ValueError, ScreenSettings, idle_fps=0)
+        self.assertRaises(ValueError, ScreenSettings, idle_after=-1)
+
+    def test_the_differ_knows_whether_it_has_a_previous_picture(self):
+        self.assertFalse(self.differ.has_previous(0, 320, 256))
+        self.show(self.desktop())
+        self.assertTrue(self.differ.has_previous(0, 320, 256))
+        self.assertFalse(self.differ.has_previous(1, 320, 256))
+        self.assertFalse(self.differ.has_previous(0, 320, 255))
+        self.differ.reset()
+        self.assertFalse(self.differ.has_previous(0, 320, 256))
+
+
+class DifferPartsTests(unittest.TestCase):
+    """The differ's vectorised helpers, on small arrays of 32-bit pixels."""
+
+    def test_equal_rows_have_equal_fingerprints_and_different_rows_different_ones(self):
+        rows = np.random.default_rng(5).integers(0, 2**32, size=(200, 64), dtype=np.uint32)
+        rows[7] = rows[3]
+        prints = row_fingerprints(rows)
+        self.assertEqual(prints.shape, (200,))
+        self.assertEqual(prints[7], prints[3])
+        self.assertEqual(len(set(prints.tolist())), 199)
+        one_pixel = rows[:2].copy()
+        one_pixel[1] = one_pixel[0]
+        one_pixel[1, 40] ^= 1 << 31
+        self.assertNotEqual(*row_fingerprints(one_pixel).tolist())
+        self.assertEqual(row_fingerprints(rows[:, :10]).tolist(), row_fingerprints(rows[:, :10].copy()).tolist())
+
+    def test_shift_votes_come_from_rare_rows_only(self):
+        before = np.array([10, 11, 12, 13, 5, 5, 5, 20, 21], dtype=np.uint64)
+        # Row 2 is before's row 0 (dy 2), row 3 is before's row 3 (itself: no vote), row 4 is 5
+        # (three times in before: too common), row 5 is 20 (before's row 7: dy -2), row 6 is new.
+        after = np.array([10, 13, 5, 20, 99], dtype=np.uint64)
+        votes = shift_votes(before, after, np.array([2, 3, 4, 5, 6]), repeats=2)
+        self.assertEqual(votes.tolist(), [2, -2])
+        twice = np.array([10, 1, 10], dtype=np.uint64)
+        self.assertEqual(shift_votes(twice, np.array([10], dtype=np.uint64), np.array([5]), 2).tolist(), [5, 3])
+        self.assertEqual(shift_votes(twice, np.array([10], dtype=np.uint64), np.array([5]), 1).tolist(), [])
+        self.assertEqual(shift_votes(before[:0], after, np.arange(5), 2).tolist(), [])
+
+    def test_top_shifts_are_the_most_voted_first_seen_first(self):
+        votes = np.array([3, 7, 7, -2, 3, 7, 9, -2, 3, 1])
+        self.assertEqual(top_shifts(votes, 3, 2), [3, 7, -2])
+        self.assertEqual(top_shifts(votes, 2, 2), [3, 7])
+        self.assertEqual(top_shifts(votes, 5, 3), [3, 7])
+        self.assertEqual(top_shifts(np.array([], dtype=int), 3, 1), [])
+
+    def test_explained_rows_compare_with_the_shifted_previous_picture(self):
+        old = np.arange(8 * 6, dtype=np.uint32).reshape(8, 6)
+        new = np.zeros_like(old)
+        new[3:8, 2:6] = old[1:6, 0:4]  # moved by (2, 2)
+        self.assertEqual(explained_rows(old, new, 2, 6, 0, 8, (2, 2)).tolist(),
+                         [False, False, False, True, True, True, True, True])
+        self.assertEqual(explained_rows(old, new, 2, 6, 4, 6, (2, 2)).tolist(), [True, True])
+        # The source outside the previous picture explains nothing.
+        self.assertEqual(explained_rows(old, new, 0, 4, 0, 8, (2, 2)).tolist(), [False] * 8)
+        self.assertEqual(explained_rows(old, old, 0, 6, 0, 8, (0, -7)).tolist(), [False] * 8)
+
+    def test_copy_runs(self):
+        changed = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
+        a = np.array([0, 1, 1, 1, 1, 1, 0, 0, 1, 1], dtype=bool)
+        b = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=bool)
+        # Rows 1–5 by a (through the unchanged row 3), then row 6 starts a run of b to the end,
+        # too short with min_rows 5: its changed rows are encoded.
+        runs, encode = copy_runs(changed, [a, b], 4)
+        self.assertEqual(runs, [(1, 6, 0), (6, 10, 1)])
+        self.assertEqual(np.flatnonzero(encode).tolist(), [])
+        runs, encode = copy_runs(changed, [a, b], 5)
+        self.assertEqual(runs, [(1, 6, 0)])
+        self.assertEqual(np.flatnonzero(encode).tolist(), [6, 8, 9])
+        runs, encode = copy_runs(changed, [], 1)
+        self.assertEqual((runs, encode.tolist()), ([], changed.tolist()))
+        # An unexplained changed row is encoded; an unchanged row never starts a run.
+        runs, encode = copy_runs(np.array([1, 0, 0, 0, 0], dtype=bool), [np.array([0, 1, 1, 1, 1], dtype=bool)], 1)
+        self.assertEqual((runs, np.flatnonzero(encode).tolist()), ([], [0]))
+
+    def test_the_grab_rate_falls_on_a_still_screen(self):
+        s = ScreenSettings(max_fps=30, idle_fps=10, idle_after=1.0)
+        self.assertAlmostEqual(grab_interval(s, 0), 1 / 30)
+        self.assertAlmostEqual(grab_interval(s, 1.0), 1 / 30)
+        self.assertAlmostEqual(grab_interval(s, 1.5), 1 / 20)
+        self.assertAlmostEqual(grab_interval(s, 2.0), 1 / 15)
+        self.assertAlmostEqual(grab_interval(s, 3.0), 1 / 10)
+        self.assertAlmostEqual(grab_interval(s, 60.0), 1 / 10)
+        self.assertAlmostEqual(grab_interval(ScreenSettings(max_fps=5, idle_fps=10), 60.0), 1 / 5)
+        self.assertAlmostEqual(grab_interval(ScreenSettings(idle_after=0), 0.5), 1 / 10)
+
+
+class _Shot:
+    def __init__(self, image):
+        self.size = image.size
+        self.raw = bytearray(bgrx(image))
+
+
+class CaptureLoopTests(unittest.TestCase):
+    """The capture thread's loop, with a stand-in grabber and window list."""
+
+    def setUp(self):
+        self.events = []
+        self.pictures = []
+        self.geometries = []
+        self.source = ScreenSource(ScreenSettings(max_fps=1000, idle_fps=1000), display=":0")
+        self.capture = screen._Capture(self.source)
+        self.capture._geometries = lambda: self.events.append("geometry") or self.geometries.pop(0)
+        self.differ = FrameDiffer(self.source.settings)
+        self.monitor = Monitor(0, 0, 0, 160, 120, True)
+
+    def grab(self, _area):
+        self.events.append("grab")
+        return _Shot(self.pictures.pop(0))
+
+    def next(self):
+        return self.capture._next(self, self.differ, self.monitor)
+
+    def test_the_windows_are_read_right_after_the_grab_and_moves_compare_two_pictures(self):
+        background = Image.new("RGB", (160, 120), (40, 40, 48))
+        window = text_picture(60, 50)
+        before, after = background.copy(), background.copy()
+        before.paste(window, (10, 10))
+        after.paste(window, (40, 30))
+        self.pictures = [before, before, after]
+        self.geometries = [{1: (10, 10, 60, 50)}, {1: (40, 30, 60, 50)}]
+        self.next()
+        self.assertEqual(self.events, ["grab", "geometry"])
+        moves = []
+        original = self.differ.frame
+        self.differ.frame = lambda *a: moves.append(a[4]()) or original(*a)
+        frame = self.next()
+        # The unchanged picture read no windows; the changed one did, before it was compared.
+        self.assertEqual(self.events, ["grab", "geometry", "grab", "grab", "geometry"])
+        self.assertEqual(moves, [[(30, 20)]])
+        self.assertTrue(any(t.encoding == wt.COPY for t in frame.tiles))
 
 
 # -- the real screen, on Xvfb --------------------------------------------------------------
