@@ -147,21 +147,6 @@ def black_out(pixels: bytes, width: int, height: int, visible, hidden=()) -> byt
             x, y, w, h = rect
             shown[y : y + h, x : x + w] = 0
     return out
-    x, y, w, h = rect
-    a, b = x * BYTES_PER_PIXEL, (x + w) * BYTES_PER_PIXEL
-    for row in range(y, y + h):
-        o = row * stride
-        out[o + a : o + b] = pixels[o + a : o + b]
-    for other in hidden:
-        rect = _clip(other, width, height)
-        if rect is None:
-            continue
-        x, y, w, h = rect
-        a, zeros = x * BYTES_PER_PIXEL, bytes(w * BYTES_PER_PIXEL)
-        for row in range(y, y + h):
-            o = row * stride + a
-            out[o : o + len(zeros)] = zeros
-    return out
 
 
 def _overlap(a, b):
