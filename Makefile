@@ -14,7 +14,7 @@ BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test init venv lock bench bench-transports bench-session bench-screen clean
+.PHONY: run test init venv lock bench bench-transports bench-session bench-screen bench-recording clean
 
 run: $(BIN)/.ready
 	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
@@ -55,6 +55,9 @@ bench-session: $(BIN)/.ready
 bench-screen: $(BIN)/.ready
 	@tools/ensure-debs xvfb xdotool x11vnc python3-tk
 	$(BIN)/python bench/screen/run.py
+
+bench-recording: $(BIN)/.ready
+	$(BIN)/python bench/recording/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache

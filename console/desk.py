@@ -6,6 +6,8 @@ customers waiting, and picks them up on a data connection as a
 L{ConsoleSession}.
 """
 
+import json
+
 import attrs
 from cryptography import x509
 
@@ -16,6 +18,9 @@ from wire.session_commands import SessionLimits
 # 32**3 = 32768 guesses; a guess costs a whole session attempt and three
 # failures burn the code.
 MINIMUM_SECRET_LENGTH = 3
+# The end of the console's log a problem report sends (the gateway's
+# default limit, [problem_reports] max_bytes).
+PROBLEM_REPORT_BYTES = 1024 * 1024
 
 
 @attrs.frozen
@@ -108,6 +113,49 @@ class Desk:
         await data.hello(commands.ROLE_OPERATOR_DATA)
         await data.switch(commands.Attach, session.make_layers(), ticket=ticket)
         return session
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    async def _upload(self, command, document: bytes, **fixed) -> dict:
+        """Send C{document} in the parts of C{command}; the last part's answer."""
+        pieces = commands.upload_pieces(document)
+        answer = {}
+        for part, data in enumerate(pieces):
+            answer = await self.control.callRemote(
+                command, part=part, parts=len(pieces), size=len(document), data=data, **fixed)
+        return answer
+
+    async def upload_transcript(self, routing: str, chat, events, notes: str = "") -> int:
+        """
+        Upload a session's transcript (its chat messages and events, as the
+        session core keeps them, and the operator's notes) to the gateway,
+        which stores it encrypted with the session record; fires with the
+        document's size.  Errors: C{TooLarge}, C{NotYourSession},
+        C{UnknownCode}, C{BadUpload}, C{Busy} (L{wire.commands}).
+        """
+        transcript = {
+            "chat": [attrs.asdict(m) for m in chat],
+            "events": [attrs.asdict(e) for e in events],
+            "notes": notes,
+        }
+        document = json.dumps(transcript, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        await self._upload(commands.UploadTranscript, document, routing=routing)
+        self.log.info("transcript of code {tag} uploaded ({size} bytes)", tag=codes.fingerprint(routing),
+                      size=len(document))
+        return len(document)
+
+    async def report_problem(self, text: str, limit: int = PROBLEM_REPORT_BYTES) -> int:
+        """
+        Send the console's log (C{text}; only its last C{limit} bytes) to
+        the gateway for the administrators; fires with the report's number.
+        """
+        data = text.encode("utf-8")
+        if len(data) > limit:
+            data = data[-limit:]
+            # Start at a whole character and a whole line.
+            data = data.decode("utf-8", errors="ignore").split("\n", 1)[-1].encode("utf-8")
+        answer = await self._upload(commands.ReportProblem, data)
+        return answer["report_id"]
 
     def _report_failure(self, routing: str) -> None:
         d = self.control.callRemote(commands.ReportConfirmationFailure, routing=routing)

@@ -1,6 +1,7 @@
 """
 C{ponte-admin}: the sysadmin's command line for the gateway's state
-directory: C{init}, and C{user add|list|disable|enable|passwd}.
+directory: C{init}, C{user add|list|disable|enable|passwd},
+C{transcript list|show} and C{problems list|show}.
 
 It works on the state directory directly (the gateway may be running: the
 database is shared safely through SQLite's locking).
@@ -9,6 +10,7 @@ database is shared safely through SQLite's locking).
 import argparse
 import contextlib
 import getpass
+import json
 import os
 import secrets
 import sys
@@ -36,6 +38,18 @@ def _state_dir(options) -> tuple[str, str]:
     except configuration.ConfigError as e:
         raise AdminError(str(e)) from e
     return config.state_dir, config.organisation
+
+
+def _transcript_key_path(options, state: str) -> str:
+    """The transcript key file: the configuration's, or the state directory's."""
+    if not options.state:
+        path = options.config or (DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None)
+        if path is not None:
+            try:
+                return configuration.load(path).transcript_key_path
+            except configuration.ConfigError as e:
+                raise AdminError(str(e)) from e
+    return os.path.join(state, "transcripts.key")
 
 
 @contextlib.contextmanager
@@ -94,6 +108,13 @@ def cmd_init(options, out) -> None:
         )
     written = pki.initialise(layout, organisation)
     out.write(f"wrote {len(written)} keys and certificates to {layout.directory}\n")
+    key_path = _transcript_key_path(options, state)
+    try:
+        key, made = records.TranscriptKey.load_or_create(key_path)
+    except records.TranscriptKeyError as e:
+        raise AdminError(str(e)) from e
+    # Never replaced, even with --force: the transcripts sealed with it would be lost.
+    out.write(f"{'made' if made else 'kept'} the transcript key {key_path} (id {key.key_id})\n")
     with _database(state) as cursor:
         if records.list_operators(cursor):
             out.write("operators exist already: no first admin made\n")
@@ -196,11 +217,79 @@ def cmd_check(options, out) -> None:
     )
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def cmd_transcript_list(options, out) -> None:
+    """List the stored transcripts."""
+    state, _ = _state_dir(options)
+    with _database(state) as cursor:
+        rows = records.list_transcripts(cursor)
+    out.write(f"{'session':<32}  {'operator':<20} {'uploaded':<19} {'bytes':>9}\n")
+    for session_id, operator, uploaded_at, size in rows:
+        out.write(f"{session_id:<32}  {operator:<20} {_when(uploaded_at):<19} {size:>9}\n")
+
+
+def cmd_transcript_show(options, out) -> None:
+    """Decrypt and print one session's transcript."""
+    state, _ = _state_dir(options)
+    with _database(state) as cursor:
+        row = records.get_transcript(cursor, options.session)
+        session = records.get_session(cursor, options.session)
+    if row is None:
+        raise AdminError(f"no transcript is stored for session {options.session}")
+    try:
+        key = records.TranscriptKey.load(_transcript_key_path(options, state))
+        document = key.open(row["session_id"], row["nonce"], row["sealed"], row["key_id"])
+    except records.TranscriptKeyError as e:
+        raise AdminError(str(e)) from e
+    transcript = json.loads(document)
+    if options.json:
+        out.write(json.dumps(transcript, ensure_ascii=False, indent=2) + "\n")
+        return
+    out.write(f"session {row['session_id']}, operator {row['operator']}, uploaded {_when(row['uploaded_at'])}\n")
+    if session is not None:
+        out.write(f"created {_when(session['created_at'])}; outcome: {session['outcome'] or '-'}\n")
+    lines = [(m.get("sent_at", 0), f"{m.get('author')}: {m.get('text')}") for m in transcript.get("chat", [])]
+    lines += [(e.get("at", 0), f"· {e.get('kind')} {e.get('detail') or ''}".rstrip())
+              for e in transcript.get("events", [])]
+    out.write("\n")
+    for at, text in sorted(lines, key=lambda line: line[0]):
+        out.write(f"{_when(at)}  {text}\n")
+    notes = transcript.get("notes") or ""
+    out.write("\nnotes:\n" + notes.rstrip("\n") + "\n" if notes else "\nno notes\n")
+
+
+def cmd_problems_list(options, out) -> None:
+    """List the problem reports."""
+    state, _ = _state_dir(options)
+    with _database(state) as cursor:
+        rows = records.problem_reports(cursor)
+    out.write(f"{'#':>5}  {'operator':<20} {'sent':<19} {'from':<39} {'bytes':>9}\n")
+    for number, operator, at, address, size in rows:
+        out.write(f"{number:>5}  {operator:<20} {_when(at):<19} {address:<39} {size:>9}\n")
+
+
+def cmd_problems_show(options, out) -> None:
+    """Print one problem report's log."""
+    state, _ = _state_dir(options)
+    with _database(state) as cursor:
+        report = records.get_problem_report(cursor, options.number)
+    if report is None:
+        raise AdminError(f"there is no problem report #{options.number}")
+    out.write(f"problem report #{report['id']} from {report['operator']} at {report['address']}, "
+              f"{_when(report['at'])}, {report['size']} bytes\n\n")
+    text = report["log_text"]
+    out.write(text if text.endswith("\n") else text + "\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line's grammar."""
     top = argparse.ArgumentParser(
         prog="ponte-admin",
-        description="Manage a Ponte gateway's state directory: keys, certificates and operators.",
+        description="Manage a Ponte gateway's state directory: keys, certificates, operators, "
+        "transcripts and problem reports.",
     )
     where = top.add_mutually_exclusive_group()
     where.add_argument("--config", help=f"gateway configuration (default {DEFAULT_CONFIG})")
@@ -236,6 +325,23 @@ def parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-file", help="read the password from this file's first line")
     passwd.set_defaults(run=cmd_user_passwd)
+
+    transcript = commands.add_parser("transcript", help="sessions' transcripts (stored encrypted)").add_subparsers(
+        dest="transcript_command", required=True
+    )
+    transcript.add_parser("list", help="list the stored transcripts").set_defaults(run=cmd_transcript_list)
+    show = transcript.add_parser("show", help="decrypt and print a session's transcript")
+    show.add_argument("session", help="the session id (see `transcript list`)")
+    show.add_argument("--json", action="store_true", help="print the uploaded JSON document")
+    show.set_defaults(run=cmd_transcript_show)
+
+    problems = commands.add_parser("problems", help="operators' problem reports").add_subparsers(
+        dest="problems_command", required=True
+    )
+    problems.add_parser("list", help="list the problem reports").set_defaults(run=cmd_problems_list)
+    report = problems.add_parser("show", help="print a problem report's log")
+    report.add_argument("number", type=int)
+    report.set_defaults(run=cmd_problems_show)
 
     probe = commands.add_parser("check", help="reach the running gateway as a client would")
     probe.add_argument("--host", default="localhost", help="name or address to dial (default localhost)")

@@ -122,6 +122,10 @@ _KEYS = {
     ("limits", "failed_logins_per_minute"): ("failed_logins_per_minute", _positive_int, "5"),
     ("retention", "connection_events_days"): ("retention_days", _positive_int, "30"),
     ("retention", "purge_interval"): ("purge_interval", _seconds, "3600"),
+    ("transcripts", "key_file"): ("transcript_key_file", _text, ""),
+    ("transcripts", "max_bytes"): ("max_transcript_bytes", _positive_int, "1048576"),
+    ("problem_reports", "max_bytes"): ("max_problem_report_bytes", _positive_int, "1048576"),
+    ("problem_reports", "per_hour"): ("problem_reports_per_hour", _positive_int, "10"),
     ("organisation", "name"): ("organisation", _text, "Example Organisation"),
     ("organisation", "terms_file"): ("terms_file", _text, ""),
     ("organisation", "terms_version"): ("terms_version", _text, "1"),
@@ -172,6 +176,10 @@ class GatewayConfig:
     failed_logins_per_minute: int
     retention_days: int
     purge_interval: float
+    transcript_key_file: str
+    max_transcript_bytes: int
+    max_problem_report_bytes: int
+    problem_reports_per_hour: int
     organisation: str
     terms_file: str
     terms_version: str
@@ -182,6 +190,11 @@ class GatewayConfig:
     def database(self) -> str:
         """The SQLite database file under the state directory."""
         return os.path.join(self.state_dir, "ponte.sqlite3")
+
+    @property
+    def transcript_key_path(self) -> str:
+        """The key that seals transcripts: as configured, or the state directory's C{transcripts.key}."""
+        return self.transcript_key_file or os.path.join(self.state_dir, "transcripts.key")
 
     @property
     def operator_ca_files(self) -> tuple[str, str]:

@@ -164,6 +164,14 @@ class GatewayProtocol(amp.AMP):
     def confirmation_failed(self, routing):
         return self.switchboard.confirmation_failed(self.peer, routing)
 
+    @commands.UploadTranscript.responder
+    def upload_transcript(self, routing, part, parts, size, data):
+        return defer.ensureDeferred(self.switchboard.upload_transcript(self.peer, routing, part, parts, size, data))
+
+    @commands.ReportProblem.responder
+    def report_problem(self, part, parts, size, data):
+        return defer.ensureDeferred(self.switchboard.report_problem(self.peer, part, parts, size, data))
+
     @commands.Lookup.responder
     def lookup(self, routing):
         return self.switchboard.lookup(self.peer, routing)

@@ -1,13 +1,20 @@
 """
 The gateway's records as SQL on a DB-API cursor: operators, session
-metadata and connection events.  The same functions serve the running
-gateway (through L{gateway.store}) and C{ponte-admin} (directly).
+metadata, connection events, sealed transcripts and problem reports; and
+the key that seals transcripts (L{TranscriptKey}).  The same functions
+serve the running gateway (through L{gateway.store}) and C{ponte-admin}
+(directly).
 """
 
+import hashlib
 import os
+import secrets
 import sqlite3
+import zlib
 
 import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 @attrs.frozen
@@ -150,6 +157,180 @@ def get_session(cursor, session_id: str) -> dict | None:
     if row is None:
         return None
     return dict(zip([d[0] for d in cursor.description], row))
+
+
+# -- transcripts ----------------------------------------------------------------
+
+
+class TranscriptKeyError(Exception):
+    """The transcript key cannot be read or made, or does not open a transcript; the message says why."""
+
+
+class TranscriptKey:
+    """
+    The AES-256-GCM key that seals transcripts at rest: 32 random bytes,
+    kept as 64 hexadecimal digits (and a newline) in a file of mode 0600.
+    A transcript is compressed (zlib), then sealed with a fresh 96-bit
+    nonce and its session id as associated data, so a sealed transcript
+    moved to another session's row does not open.  C{key_id} names the
+    key (not secret) so that a transcript sealed with another key is
+    reported as such.
+    """
+
+    _AAD = b"ponte transcript v1\0"
+
+    def __init__(self, key: bytes):
+        if len(key) != 32:
+            raise TranscriptKeyError("a transcript key has 32 bytes")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(b"ponte transcript key id\0" + key).hexdigest()[:16]
+
+    def __repr__(self):
+        return f"<TranscriptKey {self.key_id}>"
+
+    @classmethod
+    def load(cls, path: str) -> "TranscriptKey":
+        """The key in the file at C{path}."""
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise TranscriptKeyError(f"transcript key {path}: {getattr(e, 'strerror', None) or e}") from None
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise TranscriptKeyError(f"transcript key {path}: not 64 hexadecimal digits")
+        return cls(key)
+
+    @classmethod
+    def create(cls, path: str) -> "TranscriptKey":
+        """
+        A new key, written to a new file at C{path} (mode 0600).
+
+        @raise FileExistsError: if the file exists (a key is never replaced).
+        """
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, key.hex().encode("ascii") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return cls(key)
+
+    @classmethod
+    def load_or_create(cls, path: str) -> tuple["TranscriptKey", bool]:
+        """The key at C{path}, made first if there is none; and whether it was made now."""
+        try:
+            return cls.create(path), True
+        except FileExistsError:
+            return cls.load(path), False
+        except OSError as e:
+            raise TranscriptKeyError(f"transcript key {path}: {e.strerror}") from None
+
+    def seal(self, session_id: str, document: bytes) -> tuple[bytes, bytes]:
+        """(nonce, sealed bytes) of C{document}, bound to C{session_id}."""
+        nonce = secrets.token_bytes(12)
+        return nonce, self._aead.encrypt(nonce, zlib.compress(document, 6), self._AAD + session_id.encode())
+
+    def open(self, session_id: str, nonce: bytes, sealed: bytes, key_id: str | None = None) -> bytes:
+        """
+        The document sealed by L{seal}.
+
+        @raise TranscriptKeyError: if it was sealed with another key, for
+            another session, or was altered.
+        """
+        if key_id is not None and key_id != self.key_id:
+            raise TranscriptKeyError(f"this transcript was sealed with key {key_id}, not with this key ({self.key_id})")
+        try:
+            return zlib.decompress(self._aead.decrypt(nonce, sealed, self._AAD + session_id.encode()))
+        except InvalidTag:
+            raise TranscriptKeyError("this transcript does not open with this key: altered, or not its session's") \
+                from None
+
+
+def put_transcript(cursor, session_id: str, operator: str, uploaded_at: float, size: int, key_id: str,
+                   nonce: bytes, sealed: bytes) -> None:
+    """Store a session's sealed transcript, replacing an earlier upload."""
+    cursor.execute(
+        "INSERT OR REPLACE INTO transcripts (session_id, operator, uploaded_at, size, key_id, nonce, sealed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (session_id, operator, uploaded_at, size, key_id, nonce, sealed),
+    )
+
+
+def get_transcript(cursor, session_id: str) -> dict | None:
+    """A sealed transcript's row as a dict (C{nonce} and C{sealed} as bytes), or C{None}."""
+    cursor.execute(
+        "SELECT session_id, operator, uploaded_at, size, key_id, nonce, sealed FROM transcripts"
+        " WHERE session_id = ?", (session_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    keys = ("session_id", "operator", "uploaded_at", "size", "key_id", "nonce", "sealed")
+    return dict(zip(keys, row))
+
+
+def list_transcripts(cursor) -> list[tuple]:
+    """(session_id, operator, uploaded_at, size) of every stored transcript, oldest first."""
+    cursor.execute("SELECT session_id, operator, uploaded_at, size FROM transcripts ORDER BY uploaded_at")
+    return cursor.fetchall()
+
+
+# -- problem reports --------------------------------------------------------------
+
+
+class TooManyReports(Exception):
+    """The operator has sent as many problem reports as allowed in the last hour."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def add_problem_report(cursor, operator: str, at: float, address: str, text: str,
+                       per_hour: int | None = None) -> int:
+    """
+    Store a problem report; its number.
+
+    @raise TooManyReports: if C{operator} sent C{per_hour} reports in the hour before C{at}.
+    """
+    cursor.execute("BEGIN IMMEDIATE")
+    try:
+        if per_hour is not None:
+            cursor.execute("SELECT at FROM problem_reports WHERE operator = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                           (operator, at - 3600.0, per_hour))
+            recent = [row[0] for row in cursor.fetchall()]
+            if len(recent) >= per_hour:
+                raise TooManyReports(f"{per_hour} problem reports in the last hour already",
+                                     max(int(recent[-1] + 3600.0 - at) + 1, 1))
+        cursor.execute(
+            "INSERT INTO problem_reports (operator, at, address, size, log_text) VALUES (?, ?, ?, ?, ?)",
+            (operator, at, address, len(text.encode("utf-8")), text),
+        )
+        number = cursor.lastrowid
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")
+    return number
+
+
+def problem_reports(cursor) -> list[tuple]:
+    """(id, operator, at, address, size) of every problem report, oldest first."""
+    cursor.execute("SELECT id, operator, at, address, size FROM problem_reports ORDER BY id")
+    return cursor.fetchall()
+
+
+def get_problem_report(cursor, number: int) -> dict | None:
+    """A problem report as a dict (with C{log_text}), or C{None}."""
+    cursor.execute("SELECT id, operator, at, address, size, log_text FROM problem_reports WHERE id = ?", (number,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("id", "operator", "at", "address", "size", "log_text"), row))
 
 
 def open_database(path: str) -> sqlite3.Connection:

@@ -46,6 +46,27 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE operators ADD COLUMN group_name TEXT NOT NULL DEFAULT ''",
     ],
+    # 3: sessions' transcripts (sealed: never plaintext here) and problem reports
+    [
+        """CREATE TABLE transcripts (
+            session_id TEXT PRIMARY KEY,
+            operator TEXT NOT NULL,
+            uploaded_at REAL NOT NULL,
+            size INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            nonce BLOB NOT NULL,
+            sealed BLOB NOT NULL
+        )""",
+        """CREATE TABLE problem_reports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            operator TEXT NOT NULL,
+            at REAL NOT NULL,
+            address TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            log_text TEXT NOT NULL
+        )""",
+        "CREATE INDEX problem_reports_operator ON problem_reports (operator, at)",
+    ],
 ]
 
 

@@ -40,7 +40,30 @@ class IStore(Interface):
         """Release the store's resources."""
 
 
-@implementer(IStore)
+class ITranscriptStore(Interface):
+    """
+    Where the gateway keeps sessions' transcripts (sealed before they get
+    here: see L{records.TranscriptKey}) and operators' problem reports.
+    Every method returns a Deferred.
+    """
+
+    def put_transcript(session_id, operator, uploaded_at, size, key_id, nonce, sealed):
+        """Store a session's sealed transcript, replacing an earlier one."""
+
+    def get_transcript(session_id):
+        """A sealed transcript as a dict (see L{records.get_transcript}), or C{None}."""
+
+    def add_problem_report(operator, at, address, text, per_hour=None):
+        """
+        Store a problem report; fires with its number, or fails with
+        L{records.TooManyReports} if C{operator} sent C{per_hour} in the last hour.
+        """
+
+    def problem_reports():
+        """(id, operator, at, address, size) of every problem report."""
+
+
+@implementer(IStore, ITranscriptStore)
 class SQLiteStore:
     """L{IStore} on one SQLite file, migrated to the current schema on open."""
 
@@ -84,6 +107,18 @@ class SQLiteStore:
 
     def events(self, kind=None):
         return self._run(records.events, kind)
+
+    def put_transcript(self, session_id, operator, uploaded_at, size, key_id, nonce, sealed):
+        return self._run(records.put_transcript, session_id, operator, uploaded_at, size, key_id, nonce, sealed)
+
+    def get_transcript(self, session_id):
+        return self._run(records.get_transcript, session_id)
+
+    def add_problem_report(self, operator, at, address, text, per_hour=None):
+        return self._run(records.add_problem_report, operator, at, address, text, per_hour)
+
+    def problem_reports(self):
+        return self._run(records.problem_reports)
 
     def close(self):
         self._pool.close()

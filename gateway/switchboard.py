@@ -9,6 +9,8 @@ into it with a L{Peer} describing their connection.
 """
 
 import datetime
+import json
+import zlib
 
 import attrs
 from cryptography.hazmat.primitives import serialization
@@ -16,7 +18,7 @@ from twisted.internet import threads
 
 from zope.interface import implementer
 
-from gateway import passwords, pki
+from gateway import passwords, pki, records
 from gateway.config import GatewayConfig
 from gateway.ratelimit import FailureLimiter, GlobalBudget
 from gateway.relay import Relay, RelayLimits
@@ -26,10 +28,14 @@ from wire.commands import (
     AccountDisabled,
     AuthenticationFailed,
     BadCertificateRequest,
+    BadUpload,
+    Busy,
     CodeBusy,
     HelloRequired,
     NotLoggedIn,
+    NotYourSession,
     RateLimited,
+    TooLarge,
     UnknownCode,
     VersionMismatch,
 )
@@ -57,6 +63,43 @@ class Peer:
     role: str | None = None
     operator: object = None  # records.Operator once logged in
     events: object = None  # callable(command, **arguments) to reach an operator
+    uploads: dict = attrs.Factory(dict)  # uploads in progress: key → _Upload
+
+
+# Uploads one connection may have in progress at once.
+MAX_UPLOADS_IN_PROGRESS = 4
+# Slack for compressed data larger than its document (zlib adds at most 5
+# bytes per 16 KiB block of incompressible data, and a few more).
+_COMPRESSION_SLACK = 1024
+
+
+@attrs.define
+class _Upload:
+    """The parts of one upload received so far."""
+
+    parts: int
+    size: int
+    next: int = 0
+    received: int = 0
+    chunks: list = attrs.Factory(list)
+
+
+def _check_transcript(document: bytes) -> dict:
+    """The transcript's JSON object, checked for the parts the gateway knows."""
+    try:
+        value = json.loads(document.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadUpload(f"the transcript is not UTF-8 JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise BadUpload("the transcript is not a JSON object")
+    fields = {"chat": ("author", "text", "sent_at"), "events": ("at", "kind", "detail")}
+    for name, needed in fields.items():
+        items = value.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) and all(k in i for k in needed) for i in items):
+            raise BadUpload(f"the transcript's {name} is not a list of objects with {', '.join(needed)}")
+    if not isinstance(value.get("notes", ""), str):
+        raise BadUpload("the transcript's notes are not text")
+    return value
 
 
 @implementer(IRouterListener)
@@ -105,6 +148,7 @@ class Switchboard:
         self._online: dict[str, list[Peer]] = {}
         self._terms = config.terms_text()
         self._check_password = check_password or _check_password_in_thread
+        self._sealing_key: records.TranscriptKey | None = None
 
     # -- records -----------------------------------------------------------
 
@@ -303,6 +347,124 @@ class Switchboard:
             n=session.confirmation_failures,
         )
         return {"failures": session.confirmation_failures, "burnt": burnt}
+
+    # -- uploads -------------------------------------------------------------
+
+    def _upload_part(self, peer: Peer, key, part: int, parts: int, size: int, data: bytes, limit: int,
+                     what: str) -> tuple[int, bytes | None]:
+        """
+        Take one part of an upload of a C{size}-byte document, compressed
+        and split in C{parts}: the compressed bytes received so far, and the
+        document once its last part is in (else C{None}).  Any error drops
+        the upload (it starts again at part 0).
+        """
+        try:
+            if size > limit:
+                raise TooLarge(f"{what} of {size} bytes: this gateway accepts at most {limit} bytes")
+            if not (0 <= size and 0 < parts <= limit // commands.UPLOAD_PIECE + 2 and 0 <= part < parts):
+                raise BadUpload(f"part {part} of {parts} of a {what} of {size} bytes")
+            if len(data) > commands.UPLOAD_PIECE:
+                raise BadUpload(f"a part of {len(data)} bytes (at most {commands.UPLOAD_PIECE})")
+            if part == 0:
+                peer.uploads.pop(key, None)
+                if len(peer.uploads) >= MAX_UPLOADS_IN_PROGRESS:
+                    raise BadUpload(f"more than {MAX_UPLOADS_IN_PROGRESS} uploads at once on this connection")
+                peer.uploads[key] = _Upload(parts, size)
+            upload = peer.uploads.get(key)
+            if upload is None or (upload.next, upload.parts, upload.size) != (part, parts, size):
+                raise BadUpload(f"part {part} of the {what} came out of order: send it again from part 0")
+            upload.chunks.append(data)
+            upload.next += 1
+            upload.received += len(data)
+            if upload.received > size + size // 1000 + _COMPRESSION_SLACK:
+                raise BadUpload(f"the compressed {what} is larger than its document")
+            if upload.next < parts:
+                return upload.received, None
+            del peer.uploads[key]
+            inflater = zlib.decompressobj()
+            document = inflater.decompress(b"".join(upload.chunks), size + 1)
+            if len(document) != size or not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+                raise BadUpload(f"the {what} does not decompress to its {size} bytes")
+            return upload.received, document
+        except (TooLarge, BadUpload):
+            peer.uploads.pop(key, None)
+            raise
+        except zlib.error as e:
+            peer.uploads.pop(key, None)
+            raise BadUpload(f"the {what} is not zlib data: {e}") from None
+
+    def _transcript_key(self) -> records.TranscriptKey:
+        if self._sealing_key is None:
+            path = self.config.transcript_key_path
+            try:
+                self._sealing_key, made = records.TranscriptKey.load_or_create(path)
+            except records.TranscriptKeyError as e:
+                self.log.error("cannot store transcripts: {problem}", problem=str(e))
+                raise Busy("the gateway cannot store transcripts now (its key is unusable); tell the administrator") \
+                    from None
+            if made:
+                self.log.info("made the transcript key {path} (id {key_id})", path=path,
+                              key_id=self._sealing_key.key_id)
+        return self._sealing_key
+
+    async def upload_transcript(self, peer: Peer, routing: str, part: int, parts: int, size: int,
+                                data: bytes) -> dict:
+        """
+        One part of a session's transcript, from the operator who owns the
+        session; the last part stores it, sealed, with the session record.
+        """
+        operator = self._require_operator(peer)
+        routing = self._routing(routing)
+        session = self.router.get(routing)
+        if session is None:
+            raise UnknownCode("there is no session with this code (any more)")
+        if session.owner != operator.username:
+            self.record("transcript-refused", peer, "not the owner", session.session_id)
+            raise NotYourSession("this code belongs to another operator")
+        if session.paired_at is None:
+            raise UnknownCode("no session took place on this code")
+        key = ("transcript", session.session_id)
+        received, document = self._upload_part(peer, key, part, parts, size, data,
+                                                self.config.max_transcript_bytes, "transcript")
+        if document is None:
+            return {"received": received, "stored": False}
+        _check_transcript(document)
+        sealing = self._transcript_key()
+        nonce, sealed = sealing.seal(session.session_id, document)
+        try:
+            await self.store.put_transcript(session.session_id, operator.username, self._wall(), len(document),
+                                            sealing.key_id, nonce, sealed)
+        except Exception:
+            self.log.failure("could not store a transcript")
+            raise Busy("the gateway could not store the transcript now; try again") from None
+        self.record("transcript", peer, f"{len(document)} bytes", session.session_id)
+        self.log.info("transcript of the session on code {tag} stored ({size} bytes, sealed)",
+                      tag=session.tag, size=len(document))
+        return {"received": received, "stored": True}
+
+    async def report_problem(self, peer: Peer, part: int, parts: int, size: int, data: bytes) -> dict:
+        """One part of an operator's problem report; the last part stores it for the administrators."""
+        operator = self._require_operator(peer)
+        received, document = self._upload_part(peer, ("report",), part, parts, size, data,
+                                                self.config.max_problem_report_bytes, "problem report")
+        if document is None:
+            return {"received": received, "stored": False}
+        text = document.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        try:
+            number = await self.store.add_problem_report(
+                operator.username, self._wall(), peer.address, text, self.config.problem_reports_per_hour)
+        except records.TooManyReports as e:
+            self.record("problem-report-refused", peer, "rate limited")
+            raise RateLimited(
+                f"at most {self.config.problem_reports_per_hour} problem reports an hour; "
+                f"retry after {e.retry_after} s") from None
+        except Exception:
+            self.log.failure("could not store a problem report")
+            raise Busy("the gateway could not store the problem report now; try again") from None
+        self.record("problem-report", peer, f"#{number}, {len(document)} bytes")
+        self.log.info("problem report #{number} from {who} stored ({size} bytes)", number=number,
+                      who=operator.username, size=len(document))
+        return {"received": received, "stored": True, "report_id": number}
 
     def _relay_of(self, routing: str):
         session = self.router.get(routing)

@@ -5,6 +5,7 @@ command, its arguments, errors and limits, and the order they come in.
 """
 
 import re
+import zlib
 
 from twisted.protocols.amp import (
     AmpList,
@@ -107,6 +108,14 @@ class NotYourSession(GatewayError):
 
 class Busy(GatewayError):
     """The gateway is at a configured capacity limit."""
+
+
+class TooLarge(GatewayError):
+    """An upload is larger than the gateway accepts; the message gives the limit."""
+
+
+class BadUpload(GatewayError):
+    """An upload's parts came out of order, or what they hold is malformed."""
 
 
 _CODE_ERRORS = {
@@ -273,6 +282,52 @@ class ReportConfirmationFailure(Command):
     arguments = [(b"routing", Unicode())]
     response = [(b"failures", Integer()), (b"burnt", Boolean())]
     errors = {**_OPERATOR_ERRORS, **_CODE_ERRORS, NotYourSession: b"NOT_YOUR_SESSION"}
+
+
+# Uploads on the operator's control connection: a document too large for
+# one AMP value is sent compressed (zlib) in parts of at most UPLOAD_PIECE
+# bytes, one command per part, in order; see docs/protocol.md.
+
+UPLOAD_PIECE = 60 * 1024
+_UPLOAD_ERRORS = {**_OPERATOR_ERRORS, TooLarge: b"TOO_LARGE", BadUpload: b"BAD_UPLOAD", Busy: b"BUSY"}
+
+
+def upload_pieces(document: bytes) -> list[bytes]:
+    """C{document} compressed (zlib) and cut into the C{data} of consecutive upload parts."""
+    data = zlib.compress(document, 6)
+    return [data[i : i + UPLOAD_PIECE] for i in range(0, len(data), UPLOAD_PIECE)]
+
+
+class UploadTranscript(Command):
+    """
+    Console: one part of the transcript of one of the operator's sessions
+    (a JSON object: C{chat}, C{events}, C{notes}), zlib-compressed and
+    split.  C{size} is the JSON document's length in bytes (the same in
+    every part).  The answer to the last part says it is stored.
+    """
+
+    arguments = [
+        (b"routing", Unicode()),
+        (b"part", Integer()),
+        (b"parts", Integer()),
+        (b"size", Integer()),
+        (b"data", String()),
+    ]
+    response = [(b"received", Integer()), (b"stored", Boolean())]
+    errors = {**_UPLOAD_ERRORS, UnknownCode: b"UNKNOWN_CODE", NotYourSession: b"NOT_YOUR_SESSION"}
+
+
+class ReportProblem(Command):
+    """
+    Console: one part of a problem report for the administrators (the
+    console's own log, UTF-8 text), zlib-compressed and split as for
+    L{UploadTranscript}.  The answer to the last part carries the report's
+    number.
+    """
+
+    arguments = [(b"part", Integer()), (b"parts", Integer()), (b"size", Integer()), (b"data", String())]
+    response = [(b"received", Integer()), (b"stored", Boolean()), (b"report_id", Integer(optional=True))]
+    errors = {**_UPLOAD_ERRORS, RateLimited: b"RATE_LIMITED"}
 
 
 # Events from the gateway to the operator's control connection.
