@@ -21,8 +21,10 @@ from console.desk import Desk
 from console.interfaces import IConsoleUI
 from console.login_window import CAFileProblem, CertificateNotVerified, LoginFrame, LoginRequest
 from console.main_window import MainWindow
+from console.session_tap import SessionTap
 from console.settings import ConsoleSettings, save
-from wire import commands, ladder, logs
+from wire import codes, commands, ladder, logs
+from wire.recentlog import RecentLog
 from wire.tkbridge import Bridge
 
 
@@ -74,25 +76,6 @@ class _LadderLeg:
 
 
 @implementer(IConsoleUI)
-class _Watched:
-    """
-    A session window's UI as given to the session core, telling the app
-    too when the session ends (the gateway's C{SessionEnded} comes only
-    once the customer's program has closed the relayed connection).
-    """
-
-    def __init__(self, ui, ended):
-        self._ui = ui
-        self._ended = ended
-
-    def ended(self, reason):
-        self._ended()
-        self._ui.ended(reason)
-
-    def __getattr__(self, name):
-        return getattr(self._ui, name)
-
-
 def _events(desk_event):
     """What a desk event means for the code's row: (routing, new state or None for "waiting")."""
     command, arguments = desk_event
@@ -108,6 +91,11 @@ def _events(desk_event):
     return routing, None
 
 
+def default_recording_directory() -> str:
+    """Where recordings go unless the operator chose: ~/Videos/Ponte."""
+    return os.path.join(os.path.expanduser("~"), "Videos", "Ponte")
+
+
 class ConsoleApp:
     """
     One run of the console.  C{settings} are the remembered ones (with the
@@ -119,7 +107,7 @@ class ConsoleApp:
 
     def __init__(self, root: tk.Tk, reactor, settings: ConsoleSettings, settings_path: str,
                  receive_directory: str, proxy=None, ladder_memory=None, clock=time.time,
-                 keepalive: float = KEEPALIVE):
+                 keepalive: float = KEEPALIVE, record_directory: str | None = None):
         self.root = root
         self.reactor = reactor
         self.settings = settings
@@ -127,6 +115,9 @@ class ConsoleApp:
         self.proxy = proxy
         self.clock = clock
         self.keepalive = keepalive
+        # Every session is recorded here when set; otherwise the operator turns recording on.
+        self.record_directory = record_directory
+        self.recent_log = RecentLog.start()
         self._keeping_alive = None  # reactor thread's LoopingCall
         self.ladder_memory = ladder_memory or ladder.LadderMemory()
         self.bridge = Bridge(root, reactor)
@@ -331,10 +322,60 @@ class ConsoleApp:
                 message = f"Could not pick up the customer on {live.display()}: {error}"
             self.main.pick_up_failed(routing, message)
 
-        def ended():
+        def ended(session):
+            # Reactor thread.
             self.bridge.to_ui(self._code_event, commands.SessionEnded, {"routing": routing})
+            self.bridge.to_ui(self._upload_transcript, routing, session, window)
 
-        self.bridge.run(self.desk.pick_up, routing, _Watched(window.ui, ended), done=attached, failed=failed)
+        tap = SessionTap(window.ui, self.reactor, ended)
+        window.on_record = lambda on: self._record(tap, on, routing, window)
+        if self.record_directory:
+            window.recording_started()
+            self.bridge.to_network(self._start_recording, tap, routing, window)
+
+        def attached_and_tapped(session):
+            tap.session = session
+            attached(session)
+
+        self.bridge.run(self.desk.pick_up, routing, tap, done=attached_and_tapped, failed=failed)
+
+    # -- recording and transcripts --------------------------------------------------------------------
+
+    def _record(self, tap, on: bool, routing: str, window) -> None:
+        """The operator turned recording on or off (Tk thread)."""
+        if on:
+            self.bridge.to_network(self._start_recording, tap, routing, window)
+        else:
+            self.bridge.to_network(tap.stop_recording)
+
+    def _start_recording(self, tap, routing: str, window) -> None:
+        directory = self.record_directory or default_recording_directory()
+        try:
+            path = tap.start_recording(directory, codes.fingerprint(routing))
+        except OSError as e:
+            self.bridge.to_ui(window.recording_failed, str(e))
+        else:
+            self.bridge.to_ui(window.recording_started, path)
+
+    def _upload_transcript(self, routing: str, session, window) -> None:
+        """The session ended: upload its chat, events and the operator's notes (Tk thread)."""
+        if session is None:
+            return
+        notes = window.notes() if window.winfo_exists() else ""
+        self.bridge.run(
+            self.desk.upload_transcript, routing, session.chat, session.events, notes,
+            done=lambda size: self.log.info("transcript uploaded ({size} bytes)", size=size),
+            failed=lambda e: self.main and self.main.flash(f"The transcript was not uploaded: {e}", highlight=False),
+        )
+
+    def report_problem(self) -> None:
+        """Send the console's recent log to the gateway for the administrators (Tk thread)."""
+        text = "\n".join(self.recent_log.lines())
+        self.bridge.run(
+            self.desk.report_problem, text,
+            done=lambda number: self.main.flash(f"Thank you: problem report {number} was sent.", highlight=False),
+            failed=lambda e: self.main.flash(f"The report was not sent: {e}", highlight=False),
+        )
 
     # -- leaving ------------------------------------------------------------------------------------
 

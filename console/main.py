@@ -35,6 +35,8 @@ def parser(defaults: remembered.ConsoleSettings) -> argparse.ArgumentParser:
     top.add_argument("--keepalive", type=float, default=60.0,
                      help="seconds between signs of life on an idle connection to the gateway (default 60)")
     top.add_argument("--receive-directory", help="where files from customers go (default ~/Downloads/Ponte)")
+    top.add_argument("--record-directory",
+                     help="record every session into this directory (otherwise the Record button uses ~/Videos/Ponte)")
     return top
 
 
@@ -87,7 +89,8 @@ def main(argv=None) -> int:
     except OSError:
         pass  # then nothing is remembered
     memory = ladder.LadderMemory(path=os.path.join(os.path.dirname(path), "console-way"))
-    app = ConsoleApp(root, reactor, settings, path, receive, proxy_settings, memory, keepalive=options.keepalive)
+    app = ConsoleApp(root, reactor, settings, path, receive, proxy_settings, memory, keepalive=options.keepalive,
+                     record_directory=options.record_directory)
     signal.signal(signal.SIGTERM, lambda number, frame: root.after(0, app.terminate))
     app.start()
     try:

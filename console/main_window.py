@@ -60,6 +60,8 @@ class MainWindow(ttk.Frame):
         self.new_button = ttk.Button(top, text="New session", underline=0, command=self.new_session)
         self.new_button.pack(side="left")
         ttk.Label(top, text="Alt+N makes a code to read to the customer.", foreground="#555555").pack(side="left", padx=10)
+        ttk.Button(top, text="Report a problem", underline=7, command=lambda: self.actions.report_problem()).pack(side="right")
+        parent.bind("<Alt-o>", lambda event: self.actions.report_problem())
 
         # The code, large.
         self.code_box = ttk.LabelFrame(self, text="Code", padding=(12, 6))

@@ -131,12 +131,37 @@ class SessionWindow(tk.Toplevel):
                             ("<Alt-k>", self.show_keys_menu), ("<F8>", self.show_keys_menu),
                             ("<Alt-a>", self.ask_everything), ("<Alt-u>", self.send_file),
                             ("<Alt-g>", self.ask_for_file), ("<F5>", self.refresh_system_info),
-                            ("<Alt-b>", self.send_clipboard)):
+                            ("<Alt-b>", self.send_clipboard), ("<Alt-d>", self.toggle_recording)):
             self.bind(key, lambda event, action=action: action() and None)
 
+        self.on_record = None  # set by the console: on_record(on)
+        self.recording: str | None = None  # the file, while recording
         self.ui = TkConsoleUI(self)
         self.decoder = self.screen.start_decoder(lambda update: bridge.to_ui(self._show_update, update))
         self._show_mode()
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def toggle_recording(self) -> None:
+        """Start or stop recording this session (the console writes the file)."""
+        if self.on_record is not None:
+            self.on_record(self.recording is None)
+            if self.recording is not None:
+                self.recording = None
+                self.record_button.configure(text="● Record")
+                self.status.configure(text="Recording stopped.")
+
+    def recording_started(self, path: str = "") -> None:
+        """The recording file is being written."""
+        self.recording = path or "…"
+        self.record_button.configure(text="■ Stop recording")
+        self.status.configure(text=f"Recording to {path}" if path else "Recording.")
+
+    def recording_failed(self, message: str) -> None:
+        """The recording could not start."""
+        self.recording = None
+        self.record_button.configure(text="● Record")
+        self.status.configure(text=f"Not recording: {message}")
 
     # -- building --------------------------------------------------------------------------------
 
@@ -151,6 +176,8 @@ class SessionWindow(tk.Toplevel):
             activebackground="#8e0000", activeforeground="white", font=("TkDefaultFont", 11, "bold"),
         )
         self.end_button.pack(side="right")
+        self.record_button = ttk.Button(header, text="● Record", underline=5, command=self.toggle_recording)
+        self.record_button.pack(side="right", padx=(8, 0))
         self.mode = tk.Label(header, text="", font=("TkDefaultFont", 12, "bold"), padx=10, pady=3)
         self.mode.pack(side="right", padx=12)
         self.alarm_banner = tk.Label(self, text="", bg=RED, fg="white", font=("TkDefaultFont", 14, "bold"),

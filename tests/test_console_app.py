@@ -16,7 +16,7 @@ import stat
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 from twisted.trial import unittest
 
 from agent.session import AgentSession
@@ -320,3 +320,69 @@ class DeskTests(_ConsoleTest):
                 return rows[0].split(" | ")[0]
             await deferLater(0.1)
         self.fail("no second code")
+
+
+class RecordedSessionTests(_ConsoleTest):
+    """A session recorded by the console program, replayed and exported; its transcript stored."""
+
+    join = DeskTests.join
+
+    async def test_recording_replay_export_and_transcript(self):
+        import json
+
+        import av
+
+        from console.export import export
+        from console.recording import ChatRecord, FrameRecord, Recording
+        from gateway import records
+        from wire import session_commands as sc
+
+        directory = os.path.abspath(self.mktemp())
+        console = self.start(extra=("--record-directory", directory))
+        await self.log_in(console)
+        window = await console.window(TITLE)
+        shown = await self.new_code(console, window)
+        agent, agent_ui, joined = await self.join(shown.replace("-", ""))
+        await console.window(WAITING)
+        await console.keys(window, "alt+p")
+        await joined
+        await agent_ui.next("verified")
+        session_window = await console.window(f"customer on code {shown}")
+        await console.wait_for_text("■ Stop recording")
+        # The operator asks for everything (Alt+A); the customer's double allows; frames flow.
+        await console.keys(session_window, "alt+s", "alt+a")
+        await agent_ui.next("grants_changed", lambda a: sc.VIEW in a[0])
+        await support.wait_for(lambda: agent.platform.screen.grabs >= 2)
+        await agent.send_chat("the printer is offline")
+        await console.keys(session_window, "alt+n")
+        await console.type(session_window, "Printer driver reinstalled.")
+        agent.end("customer ended")
+        await console.wait_for_text(f"{shown} | ended")
+
+        # The recording: frames and the chat, replayable and exportable.
+        (name,) = os.listdir(directory)
+        path = os.path.join(directory, name)
+        records_read = list(Recording.read(path))
+        self.assertTrue(any(isinstance(r, FrameRecord) for r in records_read))
+        self.assertIn("the printer is offline", [r.message.text for r in records_read if isinstance(r, ChatRecord)])
+        video = os.path.abspath(self.mktemp()) + ".mp4"
+        result = await threads.deferToThread(export, path, video)
+        with av.open(video) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            self.assertEqual((stream.width, stream.height), (result.width, result.height))
+        self.assertEqual(frames, result.frames)
+        self.assertEqual((result.width, result.height), (64, 32))
+
+        # The transcript, stored sealed with the session record.
+        session = self.gateway.switchboard.router.get(shown.replace("-", "")[:4])
+        row = None
+        for _ in range(100):
+            row = await self.gateway.service.store.get_transcript(session.session_id)
+            if row:
+                break
+            await deferLater(0.1)
+        key = records.TranscriptKey.load(os.path.join(self.gateway.config.state_dir, "transcripts.key"))
+        document = json.loads(key.open(session.session_id, row["nonce"], row["sealed"], row["key_id"]))
+        self.assertIn("the printer is offline", [m["text"] for m in document["chat"]])
+        self.assertIn("Printer driver reinstalled.", document["notes"])
