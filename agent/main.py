@@ -11,7 +11,6 @@ prints each one's result and time, and exits 0 if at least one works.
 
 import argparse
 import os
-import signal
 import sys
 
 from wire import cli, commands, ladder, proxy
@@ -62,13 +61,12 @@ def _proxy(options):
 
 def interactive(options) -> int:
     """Run the customer's windows until the session (if any) is over; returns the exit status."""
-    import tkinter as tk
-
     from twisted.internet import reactor
 
     from agent.app import AgentApp, AgentSettings
     from agent.logfile import start_local_log
     from agent.platform import DesktopPlatform, default_receive_directory
+    from wire.tkbridge import open_root, run_program
 
     with open(options.ca, "rb") as f:
         ca = f.read()
@@ -83,21 +81,15 @@ def interactive(options) -> int:
         routing_length=options.routing_length,
         secret_length=options.secret_length,
     )
+    root = open_root("ponte-agent")
+    if root is None:
+        return 2
     local_log = start_local_log()
     try:
-        root = tk.Tk(className="ponte-agent")
-    except tk.TclError as e:
-        sys.stderr.write(f"ponte-agent: cannot open a window ({e})\n")
-        return 2
-    app = AgentApp(root, reactor, settings, lambda clipboard: DesktopPlatform(reactor, clipboard, receive))
-    signal.signal(signal.SIGTERM, lambda number, frame: root.after(0, app.terminate))
-    app.start()
-    try:
-        root.mainloop()
+        return run_program(root, AgentApp(root, reactor, settings,
+                                          lambda clipboard: DesktopPlatform(reactor, clipboard, receive)))
     finally:
-        app.bridge.stop()
         local_log.stop()
-    return app.exit_status
 
 
 def remove_program(path: str) -> None:

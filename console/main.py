@@ -11,7 +11,6 @@ sessions), 2 when the options are wrong or no window can be opened.
 
 import argparse
 import os
-import signal
 import sys
 
 import attrs
@@ -71,18 +70,15 @@ def main(argv=None) -> int:
         sys.stderr.write(f"ponte-console: {e}\n")
         return 2
 
-    import tkinter as tk
-
     from twisted.internet import reactor
 
     from console.app import ConsoleApp
+    from wire.tkbridge import open_root, run_program
 
     _start_logging()
     receive = options.receive_directory or os.path.join(os.path.expanduser("~"), "Downloads", "Ponte")
-    try:
-        root = tk.Tk(className="ponte-console")
-    except tk.TclError as e:
-        sys.stderr.write(f"ponte-console: cannot open a window ({e})\n")
+    root = open_root("ponte-console")
+    if root is None:
         return 2
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -91,13 +87,7 @@ def main(argv=None) -> int:
     memory = ladder.LadderMemory(path=os.path.join(os.path.dirname(path), "console-way"))
     app = ConsoleApp(root, reactor, settings, path, receive, proxy_settings, memory, keepalive=options.keepalive,
                      record_directory=options.record_directory)
-    signal.signal(signal.SIGTERM, lambda number, frame: root.after(0, app.terminate))
-    app.start()
-    try:
-        root.mainloop()
-    finally:
-        app.bridge.stop()
-    return app.exit_status
+    return run_program(root, app)
 
 
 if __name__ == "__main__":

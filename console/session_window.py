@@ -625,6 +625,11 @@ class SessionWindow(tk.Toplevel):
         if self.session is None or self.is_ended:
             return
         self.tabs.select(self.files_tab)
+        # After the tab change has moved the focus: a dialog opened before it
+        # loses the keyboard to the tab's button.
+        self.after_idle(self._pick_and_send)
+
+    def _pick_and_send(self) -> None:
         path = filedialog.askopenfilename(parent=self, title="Send a file to the customer")
         if path:
             self.set_status(f"Preparing {path}…")

@@ -103,3 +103,33 @@ class Bridge:
             except Exception:
                 self.log.failure("a window update failed")
         self._draining = self.root.after(self.interval_ms, self._drain)
+
+
+def open_root(class_name: str):
+    """
+    The program's Tk root window, or C{None} after saying on stderr why
+    there is no display to open it on.
+    """
+    import sys
+    import tkinter as tk
+
+    try:
+        return tk.Tk(className=class_name)
+    except tk.TclError as e:
+        sys.stderr.write(f"{class_name}: cannot open a window ({e})\n")
+        return None
+
+
+def run_program(root, app) -> int:
+    """
+    Start C{app} (which owns a L{Bridge} as C{app.bridge}), run Tk's main
+    loop until C{app} quits it, then stop the network thread.  SIGTERM asks
+    C{app.terminate()} to end what runs first.  Returns C{app.exit_status}.
+    """
+    signal.signal(signal.SIGTERM, lambda number, frame: root.after(0, app.terminate))
+    app.start()
+    try:
+        root.mainloop()
+    finally:
+        app.bridge.stop()
+    return app.exit_status

@@ -10,7 +10,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import ssl
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from bench import entry
 from bench import profiles  # noqa: E402
 from bench.relay import ampsync, endpoints, idle, measure, procstat, relays, report  # noqa: E402
 from bench.relay.errors import BenchError  # noqa: E402
@@ -218,22 +218,10 @@ def run(options) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
     """Entry point: errors are reported in one message and exit 1."""
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run(options)
-    except (BenchError, ampsync.GatewayRefused) as e:
-        print(f"relay benchmark: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("relay benchmark: interrupted", file=sys.stderr)
-        return 130
+    return entry.run_main("relay", run, options, (BenchError, ampsync.GatewayRefused))
 
 
 if __name__ == "__main__":

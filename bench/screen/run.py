@@ -12,7 +12,6 @@ import os
 import platform
 import pstats
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import mss  # noqa: E402
 import PIL  # noqa: E402
 
 from agent.screen import ScreenSettings  # noqa: E402
+from bench import entry
 from bench.relay import procstat  # noqa: E402
 from bench.screen import quality, report, systems, workload  # noqa: E402
 
@@ -254,26 +254,15 @@ def run(options) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
+    """Entry point: errors are reported in one message and exit 1."""
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     needed = ["Xvfb", "xdotool"] + (["x11vnc"] if set(options.systems) - {systems.PONTE} else [])
     missing = [p for p in needed if shutil.which(p) is None]
     if missing:
         print(f"screen benchmark: {', '.join(missing)} needed (make bench-screen installs them)", file=sys.stderr)
         return 1
-    try:
-        return run(options)
-    except KeyboardInterrupt:
-        print("screen benchmark: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        print(f"screen benchmark: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    return entry.run_main("screen", run, options, (Exception,), show_type=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import os
 import platform
 import pstats
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -27,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from twisted.internet import defer, reactor  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
+from bench import entry
 from bench import profiles  # noqa: E402
 from bench.relay import procstat  # noqa: E402
 from bench.relay.errors import BenchError  # noqa: E402
@@ -268,21 +268,10 @@ def run(options) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
+    """Entry point: errors are reported in one message and exit 1."""
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return run(options)
-    except BenchError as e:
-        print(f"session benchmark: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("session benchmark: interrupted", file=sys.stderr)
-        return 130
+    return entry.run_main("session", run, options, (BenchError,))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
 import ssl
 import sys
 import tempfile
@@ -25,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
+from bench import entry
 from bench import profiles  # noqa: E402
 from bench.relay import relays  # noqa: E402
 from bench.relay.endpoints import HOST  # noqa: E402
@@ -288,22 +288,10 @@ def run(options) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
     """Entry point: errors are reported in one message and exit 1."""
     options = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # the reactor has its own while it runs
-    try:
-        return run(options)
-    except BenchError as e:
-        print(f"transports benchmark: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("transports benchmark: interrupted", file=sys.stderr)
-        return 130
+    return entry.run_main("transports", run, options, (BenchError,))
 
 
 if __name__ == "__main__":
