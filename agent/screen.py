@@ -94,7 +94,7 @@ class ScreenSettings:
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
     palette_colours: int = 64  # lossless tiles with at most this many colours become palette PNGs
     png_level: int = 1  # zlib level of PNG tiles (0–9)
-    merge_width: int = 4  # neighbouring tiles merged into one, at most this many tiles wide
+    merge_width: int = 32  # neighbouring tiles merged into one, at most this many tiles wide
     max_tile_bytes: int = 60 * 1024  # one tile's data at most (a session chunk)
     min_shift_votes: int = 4  # rare row segments that must agree on a vertical shift
     max_hash_repeats: int = 2  # a row segment found more often than this in the strip does not vote
@@ -334,9 +334,33 @@ class FrameDiffer:
             return False
         return _overlap(tile, rect) != tile or any(_overlap(tile, r) is not None for r in hidden)
 
+    def _bands(self, pending: list[_Pending]) -> list[_Pending]:
+        """
+        Lossless pieces side by side whose rows overlap, merged into their
+        bounding box: a line of text newly scrolled in changes a different
+        number of rows in each strip, and one PNG of the band is much
+        smaller than a dozen slivers.  The box may take in unchanged pixels;
+        they are the current picture too.
+        """
+        limit = self.settings.merge_width * self.settings.tile_size
+        out: list[_Pending] = []
+        for p in sorted(pending, key=lambda p: (p.x, p.y)):
+            if p.lossless:
+                for i, q in enumerate(out):
+                    if (q.lossless and q.x + q.width == p.x and q.width + p.width <= limit
+                            and p.y < q.y + q.height and q.y < p.y + p.height):
+                        top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
+                        out[i] = _Pending(q.x, top, q.width + p.width, bottom - top, True, None)
+                        break
+                else:
+                    out.append(p)
+            else:
+                out.append(p)
+        return out
+
     def _encode(self, image, pending: list[_Pending]) -> list[Tile]:
         merged = []
-        for p in sorted(pending, key=lambda p: (p.y, p.height, p.x)):
+        for p in sorted(self._bands(pending), key=lambda p: (p.y, p.height, p.x)):
             last = merged[-1] if merged else None
             if (last is not None and last.y == p.y and last.height == p.height and last.lossless == p.lossless
                     and last.x + last.width == p.x
