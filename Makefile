@@ -14,7 +14,7 @@ BENCH_DEBS := haproxy openssl
 
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test init venv lock bench bench-transports bench-session bench-screen bench-recording clean
+.PHONY: run test init venv lock bench bench-transports bench-session bench-screen bench-recording bench-console clean
 
 run: $(BIN)/.ready
 	@test -d var || $(BIN)/ponte-admin --config $(CONFIG) init
@@ -58,6 +58,10 @@ bench-screen: $(BIN)/.ready
 
 bench-recording: $(BIN)/.ready
 	$(BIN)/python bench/recording/run.py
+
+bench-console: $(BIN)/.ready
+	@tools/ensure-debs xvfb xdotool python3-tk
+	$(BIN)/python bench/console/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info _trial_temp* twisted/plugins/dropin.cache
