@@ -368,6 +368,22 @@ class ConsoleApp:
             failed=lambda e: self.main and self.main.flash(f"The transcript was not uploaded: {e}", highlight=False),
         )
 
+    def replay(self) -> None:
+        """Open a recording in the replay window (play, pause, seek, speed, export)."""
+        from tkinter import filedialog
+
+        from console.replay import ReplayWindow
+
+        path = filedialog.askopenfilename(
+            parent=self.root, title="Replay a recording", initialdir=self.record_directory or default_recording_directory(),
+            filetypes=[("Ponte recordings", "*.ponterec"), ("All files", "*")],
+        )
+        if path:
+            try:
+                ReplayWindow(self.root, path)
+            except Exception as e:
+                self.main.flash(f"This recording cannot be replayed: {e}", highlight=False)
+
     def report_problem(self) -> None:
         """Send the console's recent log to the gateway for the administrators (Tk thread)."""
         text = "\n".join(self.recent_log.lines())

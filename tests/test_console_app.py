@@ -21,7 +21,7 @@ from twisted.trial import unittest
 
 from agent.session import AgentSession
 from console import login_window, settings
-from tests import console_driver, session_support, support, xvfb
+from tests import console_driver, e2e_support, session_support, support, xvfb
 from tests.agent_driver import deferLater
 from tests.session_doubles import AgentUI, Platform
 from wire import commands
@@ -359,9 +359,16 @@ class RecordedSessionTests(_ConsoleTest):
         agent.end("customer ended")
         await console.wait_for_text(f"{shown} | ended")
 
-        # The recording: frames and the chat, replayable and exportable.
+        # The recording: frames and the chat, replayable (from the desk) and exportable.
         (name,) = os.listdir(directory)
         path = os.path.join(directory, name)
+        await console.keys(window, "alt+y")
+        dialog = await console.window("Replay a recording")
+        await e2e_support.focus_in(self.server, "ponte-console", dialog, "*filedialog*ent*")
+        await console.type(dialog, path)
+        await console.keys(dialog, "Return")
+        await console.window(name)  # "Replay — NAME"
+        await console.screenshot("console-15-replay")
         records_read = list(Recording.read(path))
         self.assertTrue(any(isinstance(r, FrameRecord) for r in records_read))
         self.assertIn("the printer is offline", [r.message.text for r in records_read if isinstance(r, ChatRecord)])

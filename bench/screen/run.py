@@ -24,7 +24,7 @@ import mss  # noqa: E402
 import PIL  # noqa: E402
 
 from agent.screen import ScreenSettings  # noqa: E402
-from bench import entry
+from bench import entry  # noqa: E402
 from bench.relay import procstat  # noqa: E402
 from bench.screen import quality, report, systems, workload  # noqa: E402
 
