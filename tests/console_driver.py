@@ -4,18 +4,11 @@ starts it against a test gateway, presses keys in its windows with xdotool
 (the helpers of L{tests.agent_driver}), reads the clipboard and the text
 its windows show (through Tk's C{send}, from a separate Tk process on the
 same display), and takes screenshots.
-
-Until C{console/session_window.py} exists, the program gets a minimal
-stand-in session window with the same API (L{StandInSessionWindow}) through
-a C{sitecustomize} module in a directory put first on its C{PYTHONPATH};
-the console itself never knows.  C{PONTE_STAND_IN_SESSION_WINDOW=1} in
-the tests' environment forces the stand-in.
 """
 
 import os
 import subprocess
 import sys
-import tkinter as tk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)
@@ -92,7 +85,7 @@ def program(testcase, server, gateway, ca: bytes | None = None, extra=(), home=N
             ]
             environment = {
                 **server.environment(), "HOME": self.home, "XDG_CONFIG_HOME": os.path.join(self.home, "config"),
-                "PYTHONPATH": os.pathsep.join([_stand_in_directory(testcase), PROJECT]),
+                "PYTHONPATH": PROJECT,
             }
             environment.pop("https_proxy", None)
             self.exit = _Exit()
@@ -135,66 +128,3 @@ def program(testcase, server, gateway, ca: bytes | None = None, extra=(), home=N
             return bytes(self.exit.output).decode("utf-8", "replace")
 
     return ConsoleProgram()
-
-
-# -- the stand-in session window ---------------------------------------------------------------------
-
-_SITECUSTOMIZE = """
-import importlib.util, os, sys
-try:
-    _real = importlib.util.find_spec("console.session_window")
-except ImportError:
-    _real = None
-if _real is None or os.environ.get("PONTE_STAND_IN_SESSION_WINDOW"):
-    from tests import console_driver
-    sys.modules["console.session_window"] = console_driver
-"""
-
-
-def _stand_in_directory(testcase) -> str:
-    directory = os.path.abspath(testcase.mktemp())
-    os.makedirs(directory)
-    with open(os.path.join(directory, "sitecustomize.py"), "w", encoding="utf-8") as f:
-        f.write(_SITECUSTOMIZE)
-    return directory
-
-
-class SessionWindow(tk.Toplevel):
-    """
-    The stand-in: a Toplevel that says whether the code was confirmed and
-    how the session ended, with the API of the real session window.
-    """
-
-    def __init__(self, root, bridge, title):
-        super().__init__(root)
-        self.title(f"Ponte — {title}")
-        self.state = tk.Label(self, text="Stand-in session window: checking the code…", padx=20, pady=20)
-        self.state.pack()
-        self.session = None
-        self.ui = _StandInUI(bridge, self)
-
-    def attach(self, session):
-        self.session = session
-
-    def show(self, text):
-        self.state.configure(text=f"Stand-in session window: {text}")
-
-
-class _StandInUI:
-    """The stand-in's L{console.interfaces.IConsoleUI}: draws two events, ignores the rest."""
-
-    def __init__(self, bridge, window):
-        self._bridge = bridge
-        self._window = window
-
-    def verified(self):
-        self._bridge.to_ui(self._window.show, "Verified")
-
-    def alarm(self, message):
-        self._bridge.to_ui(self._window.show, f"alarm: {message}")
-
-    def ended(self, reason):
-        self._bridge.to_ui(self._window.show, f"ended: {reason}")
-
-    def __getattr__(self, name):
-        return lambda *arguments: None

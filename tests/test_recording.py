@@ -21,7 +21,7 @@ from console import export, recording
 from console.recording import Recorder, Recording, RecordingSettings
 from console.replay import Player
 from wire import tiles as wt
-from wire.screen import Cursor, Frame, Tile
+from wire.screen import Cursor, Frame
 from wire.session_core import ChatMessage, Event
 
 START = 1_700_000_000.0
