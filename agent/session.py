@@ -88,9 +88,11 @@ class AgentSession(SessionCore):
             run.finish(answer["message"])
             proof = await channel.callRemote(sc.Confirm, **dict(zip(("code_mac", "channel_mac"), run.proof())))
             run.check(proof["code_mac"], proof["channel_mac"])
-        except (confirm.ConfirmationFailed, sc.CodeMismatch, sc.ChannelMismatch) as e:
-            kind = {sc.CodeMismatch: confirm.CodeMismatch, sc.ChannelMismatch: confirm.ChannelMismatch}.get(type(e), type(e))
-            self.alarm(ALARMS.get(kind, ALARMS[confirm.CodeMismatch]))
+        except (confirm.ChannelMismatch, sc.ChannelMismatch):
+            self.alarm(ALARMS[confirm.ChannelMismatch])
+            return
+        except (confirm.ConfirmationFailed, sc.CodeMismatch):
+            self.alarm(ALARMS[confirm.CodeMismatch])
             return
         except sc.VersionMismatch as e:
             self.alarm(f"The operator's program speaks another version: {e}")
