@@ -11,6 +11,7 @@ that is the AMP command locator and implements L{ISessionCore}.
 
 from cryptography import x509
 from OpenSSL import SSL
+from twisted.internet import defer
 from twisted.internet import error as network_errors
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
@@ -21,7 +22,7 @@ from zope.interface import implementer
 from wire import confirm, identity, logs, tls
 from wire.boxbound import BoxBound
 from wire.client import AgentLeg
-from wire.session_commands import NotVerified, SessionLimits
+from wire.session_commands import SessionLimits
 
 class ISessionCore(amp.IResponderLocator):
     """What a session core offers its channel, besides locating responders."""
@@ -42,8 +43,9 @@ class ISessionCore(amp.IResponderLocator):
         """
 
 
-def _refuse_unverified():
-    raise NotVerified("not now: the session code is not confirmed, or the session has ended")
+def _refuse(box):
+    """Answer any command with C{NOT_VERIFIED} (the code its callers map to L{NotVerified})."""
+    return defer.fail(amp.RemoteAmpError(b"NOT_VERIFIED", "not now: the session code is not confirmed, or the session has ended"))
 
 
 @implementer(amp.IResponderLocator)
@@ -58,17 +60,11 @@ class _Gate:
     def locateResponder(self, name: bytes):
         if not self.core.accepts(name):
             self.log.warn("refused {command} in this state", command=name.decode("ascii", "replace"))
-            return amp.CommandLocator._wrapWithSerialization(None, _refuse_unverified, _Unverified)
+            return _refuse
         responder = self.core.locateResponder(name)
         if responder is None:
             self.log.warn("unknown session command {command}", command=name.decode("ascii", "replace"))
         return responder
-
-
-class _Unverified(amp.Command):
-    """Stands in for any command refused before confirmation."""
-
-    errors = {NotVerified: b"NOT_VERIFIED"}
 
 
 @implementer(IHandshakeListener)
