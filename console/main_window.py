@@ -60,8 +60,8 @@ class MainWindow(ttk.Frame):
         self.new_button = ttk.Button(top, text="New session", underline=0, command=self.new_session)
         self.new_button.pack(side="left")
         ttk.Label(top, text="Alt+N makes a code to read to the customer.", foreground="#555555").pack(side="left", padx=10)
-        ttk.Button(top, text="Report a problem", underline=7, command=lambda: self.actions.report_problem()).pack(side="right")
-        ttk.Button(top, text="Replay a recording…", underline=7, command=lambda: self.actions.replay()).pack(
+        ttk.Button(top, text="Report a problem", underline=3, command=lambda: self.actions.report_problem()).pack(side="right")
+        ttk.Button(top, text="Replay a recording…", underline=5, command=lambda: self.actions.replay()).pack(
             side="right", padx=6)
         parent.bind("<Alt-y>", lambda event: self.actions.replay())
         parent.bind("<Alt-o>", lambda event: self.actions.report_problem())
