@@ -111,6 +111,20 @@ class AgentProgram:
         """Ask C{window} to close, as a window manager's close button does (WM_DELETE_WINDOW)."""
         return threads.deferToThread(_delete_window, self.server.display, int(window))
 
+    async def close_and_wait(self, window: str, attempts: int = 3, each: float = 10.0):
+        """
+        Close C{window} (WM_DELETE_WINDOW) and fire with the exit status;
+        on a loaded machine the first message can come before the program
+        handles it, so it is sent again (at most C{attempts} times).
+        """
+        for _ in range(attempts):
+            await self.close(window)
+            try:
+                return await _within(self.exit.ended, each)
+            except defer.TimeoutError:
+                continue
+        return await self.exit.ended
+
     async def screenshot(self, name: str) -> str:
         """Save the whole display as a PNG named after the step; returns its path."""
         directory = SCREENSHOTS or os.path.abspath(self.testcase.mktemp())
@@ -120,6 +134,26 @@ class AgentProgram:
         await threads.deferToThread(_grab, self.server.display, path)
         self.shots.append(path)
         return path
+
+
+def _within(d: defer.Deferred, seconds: float) -> defer.Deferred:
+    """Fires with C{d}'s result (leaving C{d} as it is), or fails with TimeoutError after C{seconds}."""
+    out = defer.Deferred()
+
+    def done(result):
+        if not out.called:
+            out.callback(result)
+        return result
+
+    d.addBoth(done)
+    timer = reactor.callLater(seconds, lambda: out.called or out.errback(defer.TimeoutError()))
+
+    def stop(result):
+        if timer.active():
+            timer.cancel()
+        return result
+
+    return out.addBoth(stop)
 
 
 def _delete_window(display_name: str, window_id: int) -> None:

@@ -81,8 +81,7 @@ class JourneyTests(unittest.TestCase):
         await agent.keys(window, "Return")
         await agent_driver.deferLater(1.0)
         await agent.screenshot("7-unknown-code")
-        await agent.close(window)
-        self.assertEqual(await agent.exit.ended, 0)
+        self.assertEqual(await agent.close_and_wait(window), 0)
         self.assertEqual(agent.listening_seen, [])
 
     async def test_stopping_the_program_tells_the_operator(self):

@@ -144,6 +144,5 @@ class RemoveAfterTests(unittest.TestCase):
         gateway = support.RunningGateway(self)
         agent = agent_driver.AgentProgram(self, self.server, gateway, extra=("--remove-after", downloaded))
         window = await agent.window("remote support")
-        await agent.close(window)
-        self.assertEqual(await agent.exit.ended, 0)
+        self.assertEqual(await agent.close_and_wait(window), 0)
         self.assertFalse(os.path.exists(downloaded))
