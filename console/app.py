@@ -14,11 +14,9 @@ from tkinter import messagebox, ttk
 
 import attrs
 from twisted.internet import defer, task, threads
-from zope.interface import implementer
 
 from console import login_window, main_window
 from console.desk import Desk
-from console.interfaces import IConsoleUI
 from console.login_window import CAFileProblem, CertificateNotVerified, LoginFrame, LoginRequest
 from console.main_window import MainWindow
 from console.session_tap import SessionTap
@@ -75,7 +73,6 @@ class _LadderLeg:
         return getattr(self.connection, name)
 
 
-@implementer(IConsoleUI)
 def _events(desk_event):
     """What a desk event means for the code's row: (routing, new state or None for "waiting")."""
     command, arguments = desk_event
