@@ -1,6 +1,6 @@
 """
 C{ponte-admin}: the sysadmin's command line for the gateway's state
-directory: C{init}, C{user add|list|disable|enable|passwd},
+directory: C{init}, C{user add|list|disable|enable|passwd|totp},
 C{transcript list|show} and C{problems list|show}.
 
 It works on the state directory directly (the gateway may be running: the
@@ -17,7 +17,7 @@ import sys
 import time
 
 from gateway import config as configuration
-from gateway import check, passwords, pki, records, schema
+from gateway import check, passwords, pki, records, schema, totp
 
 DEFAULT_CONFIG = "/etc/ponte/ponte.conf"
 
@@ -67,11 +67,14 @@ def _database(state: str):
 
 
 def _new_operator(
-    name: str, display_name: str, password: str, admin: bool, group: str = ""
+    name: str, display_name: str, password: str, admin: bool, group: str = "", temporary: bool = False
 ) -> records.Operator:
-    """An enabled operator account with a freshly hashed password."""
+    """
+    An enabled operator account with a freshly hashed password; a
+    C{temporary} one must be changed at the first login.
+    """
     return records.Operator(
-        name, display_name, passwords.hash_password(password), admin, False, time.time(), group
+        name, display_name, passwords.hash_password(password), admin, False, time.time(), group, temporary
     )
 
 
@@ -120,10 +123,11 @@ def cmd_init(options, out) -> None:
             out.write("operators exist already: no first admin made\n")
             return
         password = secrets.token_urlsafe(15)
-        records.add_operator(cursor, _new_operator(options.admin_name, options.admin_name, password, True))
+        records.add_operator(
+            cursor, _new_operator(options.admin_name, options.admin_name, password, True, temporary=True))
     out.write(
         f"first admin account: {options.admin_name}\n"
-        f"its password (shown once, store it now): {password}\n"
+        f"its password (shown once; the first login asks for a new one): {password}\n"
     )
 
 
@@ -136,7 +140,7 @@ def cmd_user_add(options, out) -> None:
         raise AdminError("the display name must have 1 to 64 characters")
     password = _read_password(options, prompt_twice=True)
     operator = _new_operator(
-        options.name, display_name, password, options.admin, options.group
+        options.name, display_name, password, options.admin, options.group, options.temporary
     )
     try:
         with _database(state) as cursor:
@@ -152,16 +156,18 @@ def cmd_user_list(options, out) -> None:
     with _database(state) as cursor:
         operators = records.list_operators(cursor)
     out.write(
-        f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} {'created':<10} group\n"
+        f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} {'totp':<4} {'created':<10} group\n"
     )
     for op in operators:
         created = time.strftime("%Y-%m-%d", time.gmtime(op.created_at))
-        status = "disabled" if op.disabled else "active"
+        status = "disabled" if op.disabled else "change" if op.must_change_password else "active"
         admin = "yes" if op.is_admin else "no"
+        second = "yes" if op.has_totp else "no"
         out.write(
-            f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {created:<10} "
+            f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {second:<4} {created:<10} "
             f"{op.group or '-'}\n"
         )
+    out.write("(status \"change\": the next login must choose a new password)\n")
 
 
 def _update(options, out, message, **changes) -> None:
@@ -185,9 +191,39 @@ def cmd_user_enable(options, out) -> None:
 
 
 def cmd_user_passwd(options, out) -> None:
-    """Set an operator's password."""
+    """Set an operator's password (temporary: to be changed at the next login)."""
     password = _read_password(options, prompt_twice=True)
-    _update(options, out, "changed the password of", password_hash=passwords.hash_password(password))
+    _update(options, out, "changed the password of", password_hash=passwords.hash_password(password),
+            must_change_password=options.temporary)
+
+
+def cmd_user_totp(options, out) -> None:
+    """Enrol an operator's authenticator app (or remove it)."""
+    state, organisation = _state_dir(options)
+    if options.remove:
+        _update(options, out, "removed the authenticator of", totp_sealed=None, totp_last_step=0)
+        return
+    try:
+        key, _ = records.TranscriptKey.load_or_create(_transcript_key_path(options, state))
+    except records.TranscriptKeyError as e:
+        raise AdminError(str(e)) from e
+    with _database(state) as cursor:
+        operator = records.get_operator(cursor, options.name)
+        if operator is None:
+            raise AdminError(f"there is no operator called {options.name!r}")
+        if operator.has_totp and not options.replace:
+            raise AdminError(
+                f"{options.name} has an authenticator already; --replace makes a new one (the old one stops working)")
+        secret = totp.new_secret()
+        records.update_operator(cursor, options.name, totp_sealed=key.seal_secret(options.name, secret),
+                                totp_last_step=0)
+    out.write(
+        f"enrolled an authenticator for {options.name}; from the next login on, they also type its code.\n"
+        f"Add it to their authenticator app (shown once, give it to them privately):\n"
+        f"  key: {totp.secret_text(secret)}\n"
+        f"  or this URI (e.g. as a QR code: qrencode -t ansiutf8 'URI'):\n"
+        f"  {totp.provisioning_uri(secret, options.name, organisation)}\n"
+    )
 
 
 def cmd_check(options, out) -> None:
@@ -312,6 +348,7 @@ def parser() -> argparse.ArgumentParser:
         "--group", default="", help="the operator's group, named in their certificates (default none)"
     )
     add.add_argument("--password-file", help="read the password from this file's first line")
+    add.add_argument("--temporary", action="store_true", help="the operator must change the password at the first login")
     add.set_defaults(run=cmd_user_add)
     user.add_parser("list", help="list operators").set_defaults(run=cmd_user_list)
     for name, run, text in (
@@ -324,7 +361,14 @@ def parser() -> argparse.ArgumentParser:
     passwd = user.add_parser("passwd", help="set an operator's password")
     passwd.add_argument("name")
     passwd.add_argument("--password-file", help="read the password from this file's first line")
+    passwd.add_argument("--temporary", action="store_true", help="the operator must change it at the next login")
     passwd.set_defaults(run=cmd_user_passwd)
+    enrol = user.add_parser("totp", help="enrol an operator's authenticator app (TOTP), or remove it")
+    enrol.add_argument("name")
+    which = enrol.add_mutually_exclusive_group()
+    which.add_argument("--replace", action="store_true", help="replace an enrolled authenticator")
+    which.add_argument("--remove", action="store_true", help="remove the authenticator: password only again")
+    enrol.set_defaults(run=cmd_user_totp)
 
     transcript = commands.add_parser("transcript", help="sessions' transcripts (stored encrypted)").add_subparsers(
         dest="transcript_command", required=True

@@ -73,6 +73,13 @@ def _certificate_hours(text: str) -> float:
 MAX_CERTIFICATE_HOURS = 24 * 7
 
 
+def _drift_steps(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10:
+        raise ValueError("must be a whole number of 30-second steps from 0 to 10")
+    return value
+
+
 def _on_off(text: str) -> bool:
     if text.lower() not in ("on", "off"):
         raise ValueError("must be on or off")
@@ -98,6 +105,7 @@ _KEYS = {
     ("tls", "operator_ca_certificate"): ("operator_ca_certificate", _text, ""),
     ("tls", "operator_ca_key"): ("operator_ca_key", _text, ""),
     ("operators", "certificate_hours"): ("operator_certificate_lifetime", _certificate_hours, "8"),
+    ("operators", "totp_drift_steps"): ("totp_drift_steps", _drift_steps, "1"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
     ("codes", "secret_length"): ("secret_length", _positive_int, "3"),
     ("codes", "validity"): ("code_validity", _seconds, "600"),
@@ -156,6 +164,7 @@ class GatewayConfig:
     operator_ca_certificate: str
     operator_ca_key: str
     operator_certificate_lifetime: float  # hours
+    totp_drift_steps: int
     routing_length: int
     secret_length: int
     code_validity: float

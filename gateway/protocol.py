@@ -137,9 +137,9 @@ class GatewayProtocol(amp.AMP):
         return self.switchboard.hello(self.peer, version, role)
 
     @commands.Login.responder
-    def login(self, username, password, certificate_request=None):
+    def login(self, username, password, certificate_request=None, totp=None, new_password=None):
         d = defer.ensureDeferred(
-            self.switchboard.login(self.peer, username, password, certificate_request)
+            self.switchboard.login(self.peer, username, password, certificate_request, totp, new_password)
         )
 
         def logged_in(result):

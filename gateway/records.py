@@ -27,7 +27,17 @@ class Operator:
     is_admin: bool
     disabled: bool
     created_at: float
-    group: str = ""  # named in the operator's certificates; "" for none
+    group: str = ""  # named in the operator's certificates, and their team; "" for none
+    must_change_password: bool = False  # the next login must set a new password
+    # The TOTP secret sealed by the gateway's L{TranscriptKey} (see
+    # L{TranscriptKey.seal_secret}); None when no authenticator is enrolled.
+    totp_sealed: bytes | None = attrs.field(default=None, repr=False)
+    totp_last_step: int = 0  # the last time step whose code was used (never twice)
+
+    @property
+    def has_totp(self) -> bool:
+        """Whether logging in needs a code from an authenticator app."""
+        return self.totp_sealed is not None
 
 
 class DuplicateOperator(Exception):
@@ -38,13 +48,17 @@ class NoSuchOperator(Exception):
     """No operator has this username."""
 
 
-_OPERATOR_COLUMNS = "username, display_name, password_hash, is_admin, disabled, created_at, group_name"
+_OPERATOR_COLUMNS = (
+    "username, display_name, password_hash, is_admin, disabled, created_at, group_name, "
+    "must_change_password, totp_sealed, totp_last_step"
+)
 
 
 def _operator(row) -> Operator:
-    username, display_name, password_hash, is_admin, disabled, created_at, group = row
+    username, display_name, password_hash, is_admin, disabled, created_at, group, must_change, totp, step = row
     return Operator(
-        username, display_name, password_hash, bool(is_admin), bool(disabled), created_at, group
+        username, display_name, password_hash, bool(is_admin), bool(disabled), created_at, group,
+        bool(must_change), totp, step,
     )
 
 
@@ -69,7 +83,7 @@ def add_operator(cursor, operator: Operator) -> None:
     """
     try:
         cursor.execute(
-            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             attrs.astuple(operator),
         )
     except sqlite3.IntegrityError:
@@ -78,11 +92,14 @@ def add_operator(cursor, operator: Operator) -> None:
 
 def update_operator(cursor, username: str, **changes) -> None:
     """
-    Change C{password_hash}, C{disabled}, C{is_admin} or C{display_name}.
+    Change some of C{password_hash}, C{disabled}, C{is_admin},
+    C{display_name}, C{group_name}, C{must_change_password},
+    C{totp_sealed} and C{totp_last_step}.
 
     @raise NoSuchOperator: if there is no such operator.
     """
-    allowed = {"password_hash", "disabled", "is_admin", "display_name"}
+    allowed = {"password_hash", "disabled", "is_admin", "display_name", "group_name", "must_change_password",
+               "totp_sealed", "totp_last_step"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"can change only {sorted(allowed)}")
     assignments = ", ".join(f"{column} = ?" for column in changes)
@@ -92,6 +109,18 @@ def update_operator(cursor, username: str, **changes) -> None:
     )
     if cursor.rowcount == 0:
         raise NoSuchOperator(f"there is no operator called {username!r}")
+
+
+def use_totp_step(cursor, username: str, step: int) -> bool:
+    """
+    Record that C{username} used the TOTP code of time step C{step}; false
+    (and nothing changed) if that step or a later one was used already.
+    """
+    cursor.execute(
+        "UPDATE operators SET totp_last_step = ? WHERE username = ? AND totp_last_step < ?",
+        (step, username, step),
+    )
+    return cursor.rowcount == 1
 
 
 def add_event(cursor, at: float, kind: str, address: str, reason: str = "", session_id=None) -> None:
@@ -129,6 +158,8 @@ SESSION_FIELDS = (
     "agent_transport",
     "operator_transport",
     "confirmation_failures",
+    "team",
+    "picked_up_by",
 )
 
 
@@ -174,10 +205,12 @@ class TranscriptKey:
     nonce and its session id as associated data, so a sealed transcript
     moved to another session's row does not open.  C{key_id} names the
     key (not secret) so that a transcript sealed with another key is
-    reported as such.
+    reported as such.  The same key seals the operators' TOTP secrets
+    (L{seal_secret}), so that a copy of the database alone holds neither.
     """
 
     _AAD = b"ponte transcript v1\0"
+    _SECRET_AAD = b"ponte account secret v1\0"
 
     def __init__(self, key: bytes):
         if len(key) != 32:
@@ -249,6 +282,29 @@ class TranscriptKey:
         except InvalidTag:
             raise TranscriptKeyError("this transcript does not open with this key: altered, or not its session's") \
                 from None
+
+
+    def seal_secret(self, label: str, secret: bytes) -> bytes:
+        """
+        C{secret} (an account's TOTP secret) sealed and bound to C{label}
+        (the account's name): nonce and sealed bytes in one value.
+        """
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, secret, self._SECRET_AAD + label.encode())
+
+    def open_secret(self, label: str, sealed: bytes) -> bytes:
+        """
+        The secret L{seal_secret} sealed for C{label}.
+
+        @raise TranscriptKeyError: if it was sealed with another key, for
+            another label, or was altered.
+        """
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], self._SECRET_AAD + label.encode())
+        except InvalidTag:
+            raise TranscriptKeyError(
+                f"the secret of {label!r} does not open with the key {self.key_id}: another key, or altered"
+            ) from None
 
 
 def put_transcript(cursor, session_id: str, operator: str, uploaded_at: float, size: int, key_id: str,

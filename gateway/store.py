@@ -18,6 +18,12 @@ class IStore(Interface):
     def get_operator(username):
         """The L{records.Operator} called C{username}, or C{None}."""
 
+    def set_password(username, password_hash):
+        """Replace an operator's password hash; the account no longer must change it."""
+
+    def use_totp_step(username, step):
+        """Fires with whether C{username} had not used TOTP step C{step} (or a later one) yet; records it."""
+
     def add_event(at, kind, address, reason="", session_id=None):
         """Record a connection event."""
 
@@ -89,6 +95,12 @@ class SQLiteStore:
 
     def get_operator(self, username):
         return self._run(records.get_operator, username)
+
+    def set_password(self, username, password_hash):
+        return self._run(records.update_operator, username, password_hash=password_hash, must_change_password=False)
+
+    def use_totp_step(self, username, step):
+        return self._run(records.use_totp_step, username, step)
 
     def add_event(self, at, kind, address, reason="", session_id=None):
         return self._run(records.add_event, at, kind, address, reason, session_id)

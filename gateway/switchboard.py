@@ -9,6 +9,7 @@ into it with a L{Peer} describing their connection.
 """
 
 import datetime
+import hmac
 import json
 import zlib
 
@@ -23,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.ratelimit import FailureLimiter, GlobalBudget
 from gateway.relay import Relay, RelayLimits
 from gateway.router import IRouterListener, Router, RouterLimits, State
+from gateway.totp import TotpSettings, matching_step
 from wire import codes, commands, logs
 from wire.commands import (
     AccountDisabled,
@@ -34,10 +36,14 @@ from wire.commands import (
     HelloRequired,
     NotLoggedIn,
     NotYourSession,
+    PasswordChangeRequired,
     RateLimited,
     TooLarge,
+    TotpRequired,
     UnknownCode,
     VersionMismatch,
+    WeakPassword,
+    WrongTotp,
 )
 
 # Errors that count as a failed attempt at guessing a code.
@@ -52,6 +58,11 @@ _CODE_FAILURES = (
 def _check_password_in_thread(encoded, password):
     """Verify a password off the reactor thread (Argon2 takes tens of ms)."""
     return threads.deferToThread(passwords.verify_password, encoded, password)
+
+
+def _hash_password_in_thread(password):
+    """Hash a new password off the reactor thread."""
+    return threads.deferToThread(passwords.hash_password, password)
 
 
 @attrs.define(eq=False)
@@ -108,8 +119,12 @@ class Switchboard:
 
     log = logs.logger(__name__)
 
-    def __init__(self, config: GatewayConfig, clock, store, check_password=None, operator_ca=None):
+    def __init__(self, config: GatewayConfig, clock, store, check_password=None, operator_ca=None,
+                 hash_password=None):
         """
+        @param check_password: C{(encoded, password)} → Deferred of whether
+            they match (by default Argon2 in a thread); C{hash_password}
+            likewise, C{password} → Deferred of its encoded hash.
         @param operator_ca: the L{pki.OperatorCA} that signs operator
             certificates at login (loaded once, at start); without it a
             login with a certificate request is refused.
@@ -148,7 +163,9 @@ class Switchboard:
         self._online: dict[str, list[Peer]] = {}
         self._terms = config.terms_text()
         self._check_password = check_password or _check_password_in_thread
-        self._sealing_key: records.TranscriptKey | None = None
+        self._hash_password = hash_password or _hash_password_in_thread
+        self._sealing: records.TranscriptKey | None = None
+        self._totp = TotpSettings(window=config.totp_drift_steps)
 
     # -- records -----------------------------------------------------------
 
@@ -219,27 +236,27 @@ class Switchboard:
 
     # -- operators ---------------------------------------------------------
 
-    async def login(self, peer: Peer, username: str, password: str, certificate_request=None) -> dict:
+    async def login(self, peer: Peer, username: str, password: str, certificate_request=None, totp=None,
+                    new_password=None) -> dict:
         """
-        Check an operator's password (in a thread) and log them in.  With a
-        PEM C{certificate_request}, also issue them an operator certificate
-        (PEM, answered as C{certificate}); a bad request refuses the login.
+        Check an operator's password (in a thread) and, for an account
+        that has one, their authenticator code, and log them in.  With a
+        PEM C{certificate_request}, also issue them an operator
+        certificate (PEM, answered as C{certificate}); a bad request
+        refuses the login.  With C{new_password}, the password is changed
+        as part of the login; an account that must change its password
+        cannot log in without one.
         """
         self._require(peer, commands.ROLE_OPERATOR)
-        wait = self.login_limiter.retry_after(peer.address)
-        if wait is not None:
-            self.record("login-failed", peer, "rate limited")
-            raise RateLimited(RateLimited.format(wait, "failed logins"))
-        operator = await self.store.get_operator(username)
-        encoded = operator.password_hash if operator else None
-        ok = await self._check_password(encoded, password)
-        if not ok:
-            self.login_limiter.failed(peer.address)
-            self.record("login-failed", peer, "unknown user" if operator is None else "wrong password")
-            raise AuthenticationFailed("wrong username or password")
-        if operator.disabled:
-            self.record("login-failed", peer, "account disabled")
-            raise AccountDisabled("this account is disabled; ask your administrator")
+        operator = await self._authenticate(peer, username, password, totp)
+        new_hash = None
+        if new_password is not None:
+            new_hash = await self._new_password_hash(peer, operator, password, new_password)
+        elif operator.must_change_password:
+            self.record("login-failed", peer, "must change the password")
+            raise PasswordChangeRequired(
+                "your administrator requires you to choose a new password before you go on"
+            )
         certificate = None
         if certificate_request is not None:
             try:
@@ -247,6 +264,10 @@ class Switchboard:
             except BadCertificateRequest:
                 self.record("login-failed", peer, "bad certificate request")
                 raise
+        if new_hash is not None:
+            await self.store.set_password(operator.username, new_hash)
+            self.record("password-changed", peer, operator.username)
+            self.log.info("operator {who} changed their password", who=operator.username)
         if peer.operator is not None:
             self._offline(peer)
         peer.operator = operator
@@ -265,6 +286,58 @@ class Switchboard:
             )
             answer["certificate"] = certificate.public_bytes(serialization.Encoding.PEM)
         return answer
+
+    async def _authenticate(self, peer: Peer, username: str, password: str, code) -> records.Operator:
+        """The enabled operator whose password (and authenticator code) this is."""
+        wait = self.login_limiter.retry_after(peer.address)
+        if wait is not None:
+            self.record("login-failed", peer, "rate limited")
+            raise RateLimited(RateLimited.format(wait, "failed logins"))
+        operator = await self.store.get_operator(username)
+        encoded = operator.password_hash if operator else None
+        ok = await self._check_password(encoded, password)
+        if not ok:
+            self.login_limiter.failed(peer.address)
+            self.record("login-failed", peer, "unknown user" if operator is None else "wrong password")
+            raise AuthenticationFailed("wrong username or password")
+        if operator.disabled:
+            self.record("login-failed", peer, "account disabled")
+            raise AccountDisabled("this account is disabled; ask your administrator")
+        if operator.has_totp:
+            await self._check_code(peer, operator, code)
+        return operator
+
+    async def _check_code(self, peer: Peer, operator: records.Operator, code) -> None:
+        """Accept C{operator}'s authenticator code once, or refuse the login."""
+        if not code:
+            self.record("login-failed", peer, "authenticator code needed")
+            raise TotpRequired("this account also needs the 6-digit code your authenticator app shows")
+        try:
+            secret = self._sealing_key("check authenticator codes").open_secret(
+                operator.username, operator.totp_sealed)
+        except records.TranscriptKeyError as e:
+            self.log.error("cannot check {who}'s authenticator code: {problem}", who=operator.username,
+                           problem=str(e))
+            raise Busy("the gateway cannot check authenticator codes now; tell the administrator") from None
+        step = matching_step(secret, code, self._wall(), self._totp)
+        if step is None or not await self.store.use_totp_step(operator.username, step):
+            self.login_limiter.failed(peer.address)
+            self.record("login-failed", peer, "wrong authenticator code" if step is None else "code used already")
+            raise WrongTotp(
+                "wrong authenticator code" if step is None else
+                "this authenticator code was used already; wait for the next one"
+            )
+
+    async def _new_password_hash(self, peer: Peer, operator, password: str, new_password: str) -> str:
+        """The hash of an acceptable new password for C{operator} (in a thread)."""
+        try:
+            passwords.check_new_password(new_password)
+            if hmac.compare_digest(new_password.encode(), password.encode()):
+                raise ValueError("the new password must differ from the old one")
+        except ValueError as e:
+            self.record("login-failed", peer, "new password refused")
+            raise WeakPassword(str(e)) from None
+        return await self._hash_password(new_password)
 
     def _issue(self, operator, request_pem: bytes):
         """An operator certificate for C{operator}'s key in C{request_pem}."""
@@ -393,19 +466,20 @@ class Switchboard:
             peer.uploads.pop(key, None)
             raise BadUpload(f"the {what} is not zlib data: {e}") from None
 
-    def _transcript_key(self) -> records.TranscriptKey:
-        if self._sealing_key is None:
+    def _sealing_key(self, what: str) -> records.TranscriptKey:
+        """The key that seals transcripts and account secrets, loaded (or made) once."""
+        if self._sealing is None:
             path = self.config.transcript_key_path
             try:
-                self._sealing_key, made = records.TranscriptKey.load_or_create(path)
+                self._sealing, made = records.TranscriptKey.load_or_create(path)
             except records.TranscriptKeyError as e:
-                self.log.error("cannot store transcripts: {problem}", problem=str(e))
-                raise Busy("the gateway cannot store transcripts now (its key is unusable); tell the administrator") \
+                self.log.error("cannot {what}: {problem}", what=what, problem=str(e))
+                raise Busy(f"the gateway cannot {what} now (its key is unusable); tell the administrator") \
                     from None
             if made:
                 self.log.info("made the transcript key {path} (id {key_id})", path=path,
-                              key_id=self._sealing_key.key_id)
-        return self._sealing_key
+                              key_id=self._sealing.key_id)
+        return self._sealing
 
     async def upload_transcript(self, peer: Peer, routing: str, part: int, parts: int, size: int,
                                 data: bytes) -> dict:
@@ -429,7 +503,7 @@ class Switchboard:
         if document is None:
             return {"received": received, "stored": False}
         _check_transcript(document)
-        sealing = self._transcript_key()
+        sealing = self._sealing_key("store transcripts")
         nonce, sealed = sealing.seal(session.session_id, document)
         try:
             await self.store.put_transcript(session.session_id, operator.username, self._wall(), len(document),

@@ -7,6 +7,7 @@ import hashlib
 import os
 import time
 
+import attrs
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
@@ -67,6 +68,18 @@ class MemoryStore:
 
     def get_operator(self, username):
         return defer.succeed(self.operators.get(username))
+
+    def set_password(self, username, password_hash):
+        self.operators[username] = attrs.evolve(
+            self.operators[username], password_hash=password_hash, must_change_password=False)
+        return defer.succeed(None)
+
+    def use_totp_step(self, username, step):
+        operator = self.operators[username]
+        if operator.totp_last_step >= step:
+            return defer.succeed(False)
+        self.operators[username] = attrs.evolve(operator, totp_last_step=step)
+        return defer.succeed(True)
 
     def add_event(self, at, kind, address, reason="", session_id=None):
         self.event_rows.append((at, kind, address, reason, session_id))

@@ -1,5 +1,6 @@
 """ponte-admin: init and operator accounts, on a temporary state directory."""
 
+import base64
 import io
 import os
 import stat
@@ -37,7 +38,7 @@ class AdminTests(unittest.TestCase):
         """Keys (0600), certificates, database and a first admin whose password works."""
         output = self.run_admin("init")
         self.assertIn("first admin account: admin", output)
-        password = output.split("store it now): ")[1].strip()
+        password = output.split("asks for a new one): ")[1].strip()
         tls = os.path.join(self.state, "tls")
         for name in ("ca.key", "gateway.key", "operator-ca.key", "agent-signing.key"):
             self.assertEqual(stat.S_IMODE(os.stat(os.path.join(tls, name)).st_mode), 0o600, name)
@@ -48,6 +49,7 @@ class AdminTests(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.state).st_mode), 0o700)
         admin_account = self.operator("admin")
         self.assertTrue(admin_account.is_admin)
+        self.assertTrue(admin_account.must_change_password)
         self.assertTrue(passwords.verify_password(admin_account.password_hash, password))
 
     def test_init_refuses_to_replace_keys(self):
@@ -74,6 +76,37 @@ class AdminTests(unittest.TestCase):
         self.assertFalse(self.operator("dana").disabled)
         self.run_admin("user", "passwd", "dana", "--password-file", self.password_file("another fine passphrase"))
         self.assertTrue(passwords.verify_password(self.operator("dana").password_hash, "another fine passphrase"))
+
+    def test_temporary_passwords(self):
+        self.run_admin("init")
+        self.run_admin("user", "add", "dana", "--temporary", "--password-file", self.password_file())
+        self.assertTrue(self.operator("dana").must_change_password)
+        self.assertRegex(self.run_admin("user", "list"), r"dana\s+dana\s+no\s+change")
+        self.run_admin("user", "passwd", "dana", "--password-file", self.password_file())
+        self.assertFalse(self.operator("dana").must_change_password)
+        self.run_admin("user", "passwd", "dana", "--temporary", "--password-file", self.password_file())
+        self.assertTrue(self.operator("dana").must_change_password)
+
+    def test_totp_enrolment(self):
+        self.run_admin("init")
+        self.run_admin("user", "add", "dana", "--password-file", self.password_file())
+        output = self.run_admin("user", "totp", "dana")
+        key_text = output.split("key: ")[1].split()[0]
+        self.assertIn("otpauth://totp/Ponte:dana?secret=" + key_text, output)
+        dana = self.operator("dana")
+        self.assertTrue(dana.has_totp)
+        self.assertRegex(self.run_admin("user", "list"), r"dana\s+dana\s+no\s+active\s+yes")
+        # Sealed with the state directory's key: not in the database in the clear.
+        secret = base64.b32decode(key_text + "=" * (-len(key_text) % 8))
+        self.assertNotIn(secret, dana.totp_sealed)
+        key = records.TranscriptKey.load(os.path.join(self.state, "transcripts.key"))
+        self.assertEqual(key.open_secret("dana", dana.totp_sealed), secret)
+        self.assertIn("has an authenticator already; --replace", self.run_admin("user", "totp", "dana", expect=1))
+        replaced = self.run_admin("user", "totp", "dana", "--replace")
+        self.assertNotIn(key_text, replaced)
+        self.run_admin("user", "totp", "dana", "--remove")
+        self.assertFalse(self.operator("dana").has_totp)
+        self.assertIn("no operator called 'erin'", self.run_admin("user", "totp", "erin", expect=1))
 
     def test_password_hash_is_argon2id(self):
         self.run_admin("init")

@@ -11,7 +11,7 @@ from twisted.test import iosim
 from twisted.trial import unittest
 
 from gateway import config as configuration
-from gateway.passwords import verify_password
+from gateway.passwords import hash_password, verify_password
 from gateway.protocol import ConnectionLimits, GatewayProtocol
 from gateway.switchboard import Switchboard
 from tests import support
@@ -34,6 +34,7 @@ class Harness:
             self.clock,
             self.store,
             check_password=lambda encoded, password: defer.succeed(verify_password(encoded, password)),
+            hash_password=lambda password: defer.succeed(hash_password(password)),
         )
         self.pumps = []
         self.limits = ConnectionLimits.from_config(self.config)

@@ -3,6 +3,7 @@
 import os
 import sqlite3
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -59,6 +60,20 @@ class StoreTests(unittest.TestCase):
         records.add_operator(connection.cursor(), support.operator_record())
         operator = yield self.store.get_operator("alice")
         self.assertEqual(operator.display_name, "Alice Agostini")
+
+    @defer.inlineCallbacks
+    def test_password_change_and_totp_steps(self):
+        connection = records.open_database(self.path)
+        self.addCleanup(connection.close)
+        records.add_operator(connection.cursor(), attrs.evolve(support.operator_record(), must_change_password=True))
+        yield self.store.set_password("alice", "new-hash")
+        operator = yield self.store.get_operator("alice")
+        self.assertEqual((operator.password_hash, operator.must_change_password), ("new-hash", False))
+        self.assertTrue((yield self.store.use_totp_step("alice", 100)))
+        self.assertFalse((yield self.store.use_totp_step("alice", 100)))
+        self.assertFalse((yield self.store.use_totp_step("alice", 99)))
+        self.assertTrue((yield self.store.use_totp_step("alice", 101)))
+        self.assertEqual((yield self.store.get_operator("alice")).totp_last_step, 101)
 
 
 class RetentionTests(unittest.TestCase):

@@ -49,6 +49,28 @@ class AccountDisabled(GatewayError):
     """The operator's account exists but has been disabled."""
 
 
+class TotpRequired(GatewayError):
+    """
+    The password is right, and the account also needs the code its
+    authenticator app shows (send C{Login} again with C{totp}).
+    """
+
+
+class WrongTotp(GatewayError):
+    """The authenticator code is wrong, too old, or was used already."""
+
+
+class PasswordChangeRequired(GatewayError):
+    """
+    The credentials are right, but the account must choose a new password
+    first (send C{Login} again with C{new_password}).
+    """
+
+
+class WeakPassword(GatewayError):
+    """The new password is refused; the message says why."""
+
+
 class NotLoggedIn(GatewayError):
     """The command needs a logged-in operator."""
 
@@ -161,13 +183,18 @@ class Login(Command):
     """
     Operator login on the control connection.  With a PEM certificate
     request (see L{wire.identity.make_request}), the answer also carries a
-    short-lived operator certificate (PEM) for the request's key.
+    short-lived operator certificate (PEM) for the request's key.  C{totp}
+    is the authenticator app's code, for an account that has one;
+    C{new_password} replaces the password as part of this login (required
+    when the account must change its password).
     """
 
     arguments = [
         (b"username", Unicode()),
         (b"password", Unicode()),
         (b"certificate_request", String(optional=True)),
+        (b"totp", Unicode(optional=True)),
+        (b"new_password", Unicode(optional=True)),
     ]
     response = [
         (b"display_name", Unicode()),
@@ -180,6 +207,11 @@ class Login(Command):
         RateLimited: b"RATE_LIMITED",
         HelloRequired: b"HELLO_REQUIRED",
         BadCertificateRequest: b"BAD_CERTIFICATE_REQUEST",
+        TotpRequired: b"TOTP_REQUIRED",
+        WrongTotp: b"WRONG_TOTP",
+        PasswordChangeRequired: b"PASSWORD_CHANGE_REQUIRED",
+        WeakPassword: b"WEAK_PASSWORD",
+        Busy: b"BUSY",
     }
 
 
