@@ -458,7 +458,7 @@ class GroupTests(unittest.TestCase):
         listing = self.run_admin(state, "user", "list")
         self.assertTrue(listing.splitlines()[0].endswith(" group"), listing)
         self.assertRegex(listing, r"dana\s+Dana D\.\s+no\s+active\s+no\s+\d{4}-\d\d-\d\d\s+Second line\n")
-        self.assertRegex(listing, r"erin\s+erin\s+no\s+active\s+\d{4}-\d\d-\d\d\s+-\n")
+        self.assertRegex(listing, r"erin\s+erin\s+no\s+active\s+no\s+\d{4}-\d\d-\d\d\s+-\n")
 
     def test_admin_refuses_a_display_name_no_certificate_can_hold(self):
         state = self.mktemp()
