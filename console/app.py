@@ -166,7 +166,7 @@ class ConsoleApp:
         address = ladder.GatewayAddress(request.gateway, s.raw_port, s.https_port, ca, s.http_port)
         self.ladder = ladder.Ladder(self.reactor, address, self.proxy, memory=self.ladder_memory)
         self._pending = request
-        self.bridge.run(self._log_in, request.username, request.password, done=self._logged_in, failed=self._login_failed)
+        self.bridge.run(self._log_in, request, done=self._logged_in, failed=self._login_failed)
 
     def _connect(self, on_event):
         """The desk's way to a new gateway connection (reactor thread)."""
@@ -176,10 +176,10 @@ class ConsoleApp:
         if role == commands.ROLE_OPERATOR:
             self.way = report.winner
 
-    async def _log_in(self, username: str, password: str):
+    async def _log_in(self, request: LoginRequest):
         """Reactor thread: connect and log in; the certificate problem gets its fingerprint."""
         try:
-            identity = await self.desk.login(username, password)
+            identity = await self.desk.login(request.username, request.password, request.totp, request.new_password)
         except ladder.NoWayThrough as e:
             refused = login_window.certificate_refused(e.report)
             if refused is None:

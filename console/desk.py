@@ -63,13 +63,20 @@ class Desk:
         self.codes: dict[str, LiveCode] = {}
         self.waiting: dict[str, str] = {}  # routing part → ticket
 
-    async def login(self, username: str, password: str) -> identity.OperatorIdentity:
-        """Connect, log in and get this session's operator certificate."""
+    async def login(self, username: str, password: str, totp: str = "", new_password: str = "") \
+            -> identity.OperatorIdentity:
+        """
+        Connect, log in and get this session's operator certificate; with
+        the authenticator's code C{totp} and a C{new_password} to change
+        to when given.
+        """
         self.control = await self._connect(self._event)
         await self.control.hello(commands.ROLE_OPERATOR)
         request = identity.make_request(username)
+        extra = {"totp": totp or None, "new_password": new_password or None}
         answer = await self.control.callRemote(
-            commands.Login, username=username, password=password, certificate_request=request.request_pem
+            commands.Login, username=username, password=password, certificate_request=request.request_pem,
+            **{k: v for k, v in extra.items() if v is not None},
         )
         self.certificate_pem = answer["certificate"]
         self._key_pem = request.key_pem()

@@ -10,8 +10,10 @@ operator can compare it with the one the administrator gives them.  That
 certificate is fetched by a separate handshake only to be shown; it is
 never trusted.
 
-TODO: a TOTP code and the forced password change belong here once the
-gateway has them (its C{Login} has neither yet); they are not faked.
+When the gateway asks for more, the form grows the rows for it: the code
+of the operator's authenticator app, or a new password typed twice (when
+the administrator requires one, or when the operator ticks "Change my
+password").
 """
 
 import hashlib
@@ -42,6 +44,8 @@ class LoginRequest:
     ca: str
     username: str
     password: str = attrs.field(repr=False)
+    totp: str = attrs.field(default="", repr=False)
+    new_password: str = attrs.field(default="", repr=False)
 
 
 class CertificateNotVerified(Exception):
@@ -97,6 +101,17 @@ def describe(error: Exception) -> str:
         return "Wrong user name or password."
     if isinstance(error, commands.AccountDisabled):
         return "This account is disabled. Ask your administrator to enable it."
+    if isinstance(error, commands.TotpRequired):
+        return "This account also needs a code: type the 6 digits your authenticator app shows now."
+    if isinstance(error, commands.WrongTotp):
+        if "used already" in str(error):
+            return "This code was used already. Wait for the next one your authenticator app shows."
+        return "Wrong authenticator code. Type the 6 digits your app shows now."
+    if isinstance(error, commands.PasswordChangeRequired):
+        return ("Your administrator requires a new password before you go on. Choose one of at least "
+                f"{MINIMUM_PASSWORD} characters, type it twice and log in.")
+    if isinstance(error, commands.WeakPassword):
+        return f"The gateway refused the new password: {error}."
     if isinstance(error, commands.RateLimited):
         seconds = commands.RateLimited.retry_after(str(error))
         when = f"in {seconds} s" if seconds else "later"
@@ -123,6 +138,16 @@ class CAFileProblem(Exception):
     """The CA certificate file cannot be used."""
 
 
+# The gateway's rule (gateway.passwords.check_new_password), checked here
+# first only to say so sooner: the gateway decides.
+MINIMUM_PASSWORD = 12
+CODE = "Authenticator code"
+NEW = "New password"
+AGAIN = "New password again"
+# Shown only when needed (rows below the password).
+_EXTRA_ROWS = (CODE, NEW, AGAIN)
+
+
 class LoginFrame(ttk.Frame):
     """
     The login form.  C{on_submit(LoginRequest)} is called on Log in; the
@@ -139,23 +164,36 @@ class LoginFrame(ttk.Frame):
         self.ca = tk.StringVar(value=ca)
         self.username = tk.StringVar(value=username)
         self.password = tk.StringVar()
+        self.code = tk.StringVar()
+        self.new_password = tk.StringVar()
+        self.again = tk.StringVar()
         self.entries = {}
+        self.labels = {}
+        hidden = {"show": "•"}
         rows = (("Gateway", self.gateway, {}), ("CA certificate", self.ca, {}),
-                ("User name", self.username, {}), ("Password", self.password, {"show": "•"}))
+                ("User name", self.username, {}), ("Password", self.password, hidden),
+                (CODE, self.code, {"width": 10}), (NEW, self.new_password, hidden), (AGAIN, self.again, hidden))
         for row, (label, variable, options) in enumerate(rows, start=2):
-            ttk.Label(self, text=label).grid(row=row, column=0, sticky="w", padx=(0, 10), pady=3)
-            entry = ttk.Entry(self, textvariable=variable, width=34, **options)
-            entry.grid(row=row, column=1, sticky="we", pady=3)
+            self.labels[label] = ttk.Label(self, text=label)
+            self.labels[label].grid(row=row, column=0, sticky="w", padx=(0, 10), pady=3)
+            entry = ttk.Entry(self, textvariable=variable, **{"width": 34, **options})
+            entry.grid(row=row, column=1, sticky="w" if label == CODE else "we", pady=3)
             entry.bind("<Return>", lambda event: self.submit())
             self.entries[label] = entry
+        for label in _EXTRA_ROWS:
+            self._show_row(label, False)
         # The file's name is at the end of its path.
         self.entries["CA certificate"].xview_moveto(1.0)
         self.browse = ttk.Button(self, text="Browse…", underline=0, command=self._browse)
         self.browse.grid(row=3, column=2, padx=(6, 0))
+        self.changing = tk.BooleanVar(value=False)
+        self.change = ttk.Checkbutton(self, text="Change my password", underline=0, variable=self.changing,
+                                      command=self._changing_toggled)
+        self.change.grid(row=9, column=0, columnspan=2, sticky="w", pady=(12, 4))
         self.button = ttk.Button(self, text="Log in", underline=0, command=self.submit)
-        self.button.grid(row=6, column=1, sticky="e", pady=(12, 4))
+        self.button.grid(row=9, column=1, sticky="e", pady=(12, 4))
         self.message = ttk.Label(self, text=message, foreground="#b00020", wraplength=440, justify="left")
-        self.message.grid(row=7, column=0, columnspan=3, sticky="w", pady=(8, 0))
+        self.message.grid(row=10, column=0, columnspan=3, sticky="w", pady=(8, 0))
         # The presented certificate's fingerprint, selectable and copyable.
         self.fingerprint = tk.StringVar()
         self.fingerprint_row = ttk.Frame(self)
@@ -165,16 +203,52 @@ class LoginFrame(ttk.Frame):
         self.copy_fingerprint.pack(side="left", padx=(6, 0))
         self.columnconfigure(1, weight=1)
         top = self.winfo_toplevel()
-        for key, action in (("<Alt-l>", self.submit), ("<Alt-b>", self._browse), ("<Alt-f>", self._copy_fingerprint)):
+        for key, action in self._keys():
             top.bind(key, lambda event, action=action: action())
         self.bind("<Destroy>", self._destroyed)
         first_empty = next((e for e, v in zip(self.entries.values(), (self.gateway, self.ca, self.username, self.password)) if not v.get()), None)
         (first_empty or self.entries["Password"]).focus_set()
 
+    def _keys(self):
+        return (("<Alt-l>", self.submit), ("<Alt-b>", self._browse), ("<Alt-f>", self._copy_fingerprint),
+                ("<Alt-c>", self.change.invoke))
+
+    def _show_row(self, label: str, shown: bool) -> None:
+        for widget in (self.labels[label], self.entries[label]):
+            if shown:
+                widget.grid()
+            else:
+                widget.grid_remove()
+
+    def shown(self, label: str) -> bool:
+        """Whether the row C{label} is on the form now."""
+        return bool(self.entries[label].winfo_manager())
+
+    def ask_code(self) -> None:
+        """Show the authenticator code's row, empty, with the focus."""
+        self._show_row(CODE, True)
+        self.code.set("")
+        self.entries[CODE].focus_set()
+
+    def ask_new_password(self) -> None:
+        """Show the new password's rows (ticking "Change my password"), with the focus."""
+        self.changing.set(True)
+        self._changing_toggled()
+
+    def _changing_toggled(self) -> None:
+        on = self.changing.get()
+        for label in (NEW, AGAIN):
+            self._show_row(label, on)
+        if on:
+            self.entries[NEW].focus_set()
+        else:
+            self.new_password.set("")
+            self.again.set("")
+
     def _destroyed(self, event) -> None:
         if event.widget is self:
             top = self.winfo_toplevel()
-            for key in ("<Alt-l>", "<Alt-b>", "<Alt-f>"):
+            for key, _ in self._keys():
                 top.unbind(key)
 
     def _browse(self) -> None:
@@ -189,18 +263,39 @@ class LoginFrame(ttk.Frame):
             self.clipboard_append(self.fingerprint.get())
 
     def request(self) -> LoginRequest:
-        """What the form holds now."""
-        return LoginRequest(self.gateway.get().strip(), self.ca.get().strip(), self.username.get().strip(), self.password.get())
+        """What the form holds now (the extra rows' values only while they are shown)."""
+        return LoginRequest(
+            self.gateway.get().strip(), self.ca.get().strip(), self.username.get().strip(), self.password.get(),
+            self.code.get().strip() if self.shown(CODE) else "",
+            self.new_password.get() if self.changing.get() else "",
+        )
+
+    def _problem(self, request: LoginRequest) -> str | None:
+        """What is missing or inconsistent in C{request}, in a sentence."""
+        needed = [("the gateway", request.gateway), ("the CA certificate", request.ca),
+                  ("your user name", request.username), ("your password", request.password)]
+        if self.shown(CODE):
+            needed.append(("the authenticator code", request.totp))
+        if self.changing.get():
+            needed += [("the new password", request.new_password), ("the new password again", self.again.get())]
+        missing = [name for name, value in needed if not value]
+        if missing:
+            return "Please fill in " + " and ".join(missing) + "."
+        if self.changing.get():
+            if request.new_password != self.again.get():
+                return "The two new passwords differ. Type the same one twice."
+            if len(request.new_password) < MINIMUM_PASSWORD:
+                return f"A new password needs at least {MINIMUM_PASSWORD} characters."
+        return None
 
     def submit(self) -> None:
         """Log in with what was typed (ignored while busy or counting down)."""
         if str(self.button["state"]) == "disabled":
             return
         request = self.request()
-        missing = [name for name, value in (("the gateway", request.gateway), ("the CA certificate", request.ca),
-                                            ("your user name", request.username), ("your password", request.password)) if not value]
-        if missing:
-            self.show_error("Please fill in " + " and ".join(missing) + ".")
+        problem = self._problem(request)
+        if problem:
+            self.show_error(problem)
             return
         self._clear_fingerprint()
         self.set_busy(True)
@@ -210,6 +305,7 @@ class LoginFrame(ttk.Frame):
     def set_busy(self, busy: bool) -> None:
         state = "disabled" if busy else "normal"
         self.button.configure(state=state)
+        self.change.configure(state=state)
         for entry in self.entries.values():
             entry.configure(state=state)
 
@@ -229,7 +325,7 @@ class LoginFrame(ttk.Frame):
             self.fingerprint.set(error.fingerprint)
             # 32 bytes: two lines of 16.
             self.fingerprint_text.configure(text=error.fingerprint[:47] + "\n" + error.fingerprint[48:])
-            self.fingerprint_row.grid(row=8, column=0, columnspan=3, sticky="we", pady=(6, 0))
+            self.fingerprint_row.grid(row=11, column=0, columnspan=3, sticky="we", pady=(6, 0))
         if isinstance(error, commands.RateLimited):
             seconds = commands.RateLimited.retry_after(str(error))
             if seconds:
@@ -241,6 +337,16 @@ class LoginFrame(ttk.Frame):
             self.entries["Password"].focus_set()
         elif isinstance(error, CAFileProblem):
             self.entries["CA certificate"].focus_set()
+        elif isinstance(error, (commands.TotpRequired, commands.WrongTotp)):
+            if isinstance(error, commands.TotpRequired):
+                self.message.configure(foreground="#333333")
+            self.ask_code()
+        elif isinstance(error, commands.PasswordChangeRequired):
+            self.ask_new_password()
+        elif isinstance(error, commands.WeakPassword):
+            self.new_password.set("")
+            self.again.set("")
+            self.entries[NEW].focus_set()
 
     def _count_down(self, seconds: int) -> None:
         if seconds <= 0:

@@ -248,15 +248,19 @@ class Switchboard:
         cannot log in without one.
         """
         self._require(peer, commands.ROLE_OPERATOR)
-        operator = await self._authenticate(peer, username, password, totp)
-        new_hash = None
+        operator = await self._authenticate(peer, username, password)
+        # Everything that can refuse the login without the second factor
+        # comes before it: checking a code uses it up.
         if new_password is not None:
-            new_hash = await self._new_password_hash(peer, operator, password, new_password)
+            self._check_new_password(peer, password, new_password)
         elif operator.must_change_password:
             self.record("login-failed", peer, "must change the password")
             raise PasswordChangeRequired(
                 "your administrator requires you to choose a new password before you go on"
             )
+        if operator.has_totp:
+            await self._check_code(peer, operator, totp)
+        new_hash = None if new_password is None else await self._hash_password(new_password)
         certificate = None
         if certificate_request is not None:
             try:
@@ -287,8 +291,8 @@ class Switchboard:
             answer["certificate"] = certificate.public_bytes(serialization.Encoding.PEM)
         return answer
 
-    async def _authenticate(self, peer: Peer, username: str, password: str, code) -> records.Operator:
-        """The enabled operator whose password (and authenticator code) this is."""
+    async def _authenticate(self, peer: Peer, username: str, password: str) -> records.Operator:
+        """The enabled operator whose password this is."""
         wait = self.login_limiter.retry_after(peer.address)
         if wait is not None:
             self.record("login-failed", peer, "rate limited")
@@ -303,8 +307,6 @@ class Switchboard:
         if operator.disabled:
             self.record("login-failed", peer, "account disabled")
             raise AccountDisabled("this account is disabled; ask your administrator")
-        if operator.has_totp:
-            await self._check_code(peer, operator, code)
         return operator
 
     async def _check_code(self, peer: Peer, operator: records.Operator, code) -> None:
@@ -328,8 +330,8 @@ class Switchboard:
                 "this authenticator code was used already; wait for the next one"
             )
 
-    async def _new_password_hash(self, peer: Peer, operator, password: str, new_password: str) -> str:
-        """The hash of an acceptable new password for C{operator} (in a thread)."""
+    def _check_new_password(self, peer: Peer, password: str, new_password: str) -> None:
+        """Refuse a new password that is too weak or the same as the old one."""
         try:
             passwords.check_new_password(new_password)
             if hmac.compare_digest(new_password.encode(), password.encode()):
@@ -337,7 +339,6 @@ class Switchboard:
         except ValueError as e:
             self.record("login-failed", peer, "new password refused")
             raise WeakPassword(str(e)) from None
-        return await self._hash_password(new_password)
 
     def _issue(self, operator, request_pem: bytes):
         """An operator certificate for C{operator}'s key in C{request_pem}."""

@@ -13,7 +13,7 @@ from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from gateway import config as configuration
-from gateway import passwords, pki, records, schema
+from gateway import passwords, pki, records, schema, totp
 from gateway.service import GatewayService
 from gateway.store import IStore
 from wire import client, commands
@@ -141,6 +141,21 @@ class RunningGateway:
         with open(self.layout.path(self.layout.ca_certificate), "rb") as f:
             self.ca = f.read()
         self.switchboard = self.service.switchboard
+
+    def change_operator(self, username: str, **changes) -> None:
+        """Change an account in the gateway's database (as C{ponte-admin} would)."""
+        connection = records.open_database(os.path.join(self.config.state_dir, "ponte.sqlite3"))
+        try:
+            records.update_operator(connection.cursor(), username, **changes)
+        finally:
+            connection.close()
+
+    def enrol_totp(self, username: str) -> bytes:
+        """Give C{username} an authenticator; its secret."""
+        secret = totp.new_secret()
+        key, _ = records.TranscriptKey.load_or_create(self.config.transcript_key_path)
+        self.change_operator(username, totp_sealed=key.seal_secret(username, secret), totp_last_step=0)
+        return secret
 
     async def connect(self, testcase, on_event=None):
         """

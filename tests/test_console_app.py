@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import stat
+import time
 
 import attrs
 from cryptography import x509
@@ -21,6 +22,7 @@ from twisted.trial import unittest
 
 from agent.session import AgentSession
 from console import login_window, settings
+from gateway import passwords, records, totp
 from tests import console_driver, e2e_support, session_support, support, xvfb
 from tests.agent_driver import deferLater
 from tests.session_doubles import AgentUI, Platform
@@ -168,6 +170,46 @@ class LoginTests(_ConsoleTest):
         self.assertEqual(await console.clipboard(), expected)
         self.assertNotIn("Connected", " ".join(texts))
 
+
+    async def test_an_account_with_an_authenticator(self):
+        console = self.start()
+        secret = self.gateway.enrol_totp("alice")
+        window = await self.log_in(console)
+        await console.wait_for_text("This account also needs a code")
+        # The code's row appeared, with the focus.
+        await console.type(window, "000000" if self.current_code(secret) != "000000" else "111111")
+        await console.keys(window, "Return")
+        await console.wait_for_text("Wrong authenticator code.")
+        await console.screenshot("console-4b-login-authenticator")
+        await console.type(window, self.current_code(secret))
+        await console.keys(window, "Return")
+        await console.window(TITLE)
+        await console.wait_for_text("Connected to 127.0.0.1 (direct) as Alice Agostini")
+
+    def current_code(self, secret: bytes) -> str:
+        return totp.code_at(secret, totp.step_at(time.time()))
+
+    async def test_a_password_change_the_administrator_requires(self):
+        console = self.start()
+        self.gateway.change_operator("alice", must_change_password=True)
+        window = await self.log_in(console)
+        await console.wait_for_text("Your administrator requires a new password")
+        new = "a much better passphrase"
+        # The new password's rows appeared, the focus in the first.
+        await console.type(window, new)
+        await console.keys(window, "Tab")
+        await console.type(window, new[:-1])
+        await console.keys(window, "Return")
+        await console.wait_for_text("The two new passwords differ. Type the same one twice.")
+        await console.type(window, new[-1])
+        await console.screenshot("console-4c-login-new-password")
+        await console.keys(window, "Return")
+        await console.window(TITLE)
+        connection = records.open_database(os.path.join(self.gateway.config.state_dir, "ponte.sqlite3"))
+        self.addCleanup(connection.close)
+        alice = records.get_operator(connection.cursor(), "alice")
+        self.assertFalse(alice.must_change_password)
+        self.assertTrue(passwords.verify_password(alice.password_hash, new))
 
     async def test_the_way_through_is_shown(self):
         s = socket.socket()

@@ -189,6 +189,14 @@ class PasswordChangeTests(unittest.TestCase):
         self.successResultOf(self.h.login(new_password=self.NEW, totp=self.h.code(secret)))
         self.assertTrue(verify_password(self.h.store.operators["alice"].password_hash, self.NEW))
 
+    def test_refusals_before_the_code_do_not_use_it_up(self):
+        self.h.must_change()
+        secret = self.h.enrol()
+        code = self.h.code(secret)
+        self.failureResultOf(self.h.login(totp=code), commands.PasswordChangeRequired)
+        self.failureResultOf(self.h.login(totp=code, new_password="short"), commands.WeakPassword)
+        self.successResultOf(self.h.login(totp=code, new_password=self.NEW))
+
     def test_voluntary_change(self):
         self.successResultOf(self.h.login(new_password=self.NEW))
         self.successResultOf(self.h.login(password=self.NEW))
