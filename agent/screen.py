@@ -74,11 +74,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from agent.damage import DamageWatch, dirty_regions
 from agent.interfaces import IScreenSource
 from wire import tiles as wt
 from wire.screen import Cursor, Frame, Monitor, Tile
 
 BYTES_PER_PIXEL = 4
+_WAKE_UP = 0.1  # seconds the capture thread waits for X events at most before it looks at its stop flag
 
 
 @attrs.frozen
@@ -89,10 +91,10 @@ class ScreenSettings:
     max_fps: float = 30.0  # grabs (and so frames) per second at most; the polling rate while things change
     idle_fps: float = 10.0  # the polling rate it falls to on a still screen (never above max_fps)
     idle_after: float = 1.0  # seconds without a change before the polling slows: max_fps * idle_after / still, down to idle_fps
-    lossy_encoding: str = "webp"  # "webp" or "jpeg", for photographic tiles
+    lossy_encoding: str = "jpeg"  # "jpeg" or "webp", for photographic tiles
     lossy_quality: int = 75  # 1–100
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
-    palette_colours: int = 64  # lossless tiles with at most this many colours become palette PNGs
+    palette_colours: int = 256  # lossless tiles with at most this many colours become palette PNGs
     png_level: int = 1  # zlib level of PNG tiles (0–9)
     merge_width: int = 32  # neighbouring tiles merged into one, at most this many tiles wide
     max_tile_bytes: int = 60 * 1024  # one tile's data at most (a session chunk)
@@ -101,6 +103,8 @@ class ScreenSettings:
     max_shift_candidates: int = 3  # shifts tried on each strip (besides window moves)
     min_copy_rows: int = 4  # a shorter run of moved rows is encoded rather than copied
     monitors_refresh: float = 5.0  # seconds the monitor list is cached
+    use_damage: bool = True  # grab only what X DAMAGE reports drawn (when the X server has it)
+    full_check: float = 3.0  # with DAMAGE: seconds between grabs of the whole monitor, in case of missed damage
 
     def __attrs_post_init__(self):
         if self.lossy_encoding not in wt.LOSSY:
@@ -168,6 +172,34 @@ def _clip(rect, width, height):
     return x0, y0, x1 - x0, y1 - y0
 
 
+@attrs.frozen
+class _Picture:
+    """A monitor's previous picture: its size, its rows of 32-bit pixels, and its bytes if it came whole."""
+
+    width: int
+    height: int
+    rows: object  # numpy array, height × width, uint32
+    raw: bytes | None
+
+
+class _Canvas:
+    """The picture being encoded, turned into RGB images one rectangle at a time."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def crop(self, box) -> Image.Image:
+        """The rectangle C{box} (left, top, right, bottom) as an RGB image."""
+        x0, y0, x1, y1 = box
+        part = np.ascontiguousarray(self.rows[y0:y1, x0:x1])
+        return Image.frombuffer("RGB", (x1 - x0, y1 - y0), part, "raw", "BGRX", 0, 1)
+
+    def pixels(self, box):
+        """The rectangle C{box} as rows of 32-bit pixels (a view)."""
+        x0, y0, x1, y1 = box
+        return self.rows[y0:y1, x0:x1]
+
+
 @attrs.define
 class _Pending:
     """A rectangle to encode: its place and whether it is text-like."""
@@ -189,17 +221,19 @@ class FrameDiffer:
 
     def __init__(self, settings: ScreenSettings = ScreenSettings()):
         self.settings = settings
-        self._previous: dict[int, tuple] = {}  # monitor -> (width, height, bytes, the same as uint32 rows)
+        self._previous: dict[int, _Picture] = {}
+        self._spare = None  # (rows, rectangles): a picture of its own, the previous one but for those
         self._shown = None
 
     def reset(self) -> None:
         """Forget the previous pictures: the next frame is a full one."""
         self._previous.clear()
+        self._spare = None
 
     def has_previous(self, monitor: int, width: int, height: int) -> bool:
         """Whether the next picture of C{monitor} at this size is compared with a previous one."""
         previous = self._previous.get(monitor)
-        return previous is not None and previous[:2] == (width, height)
+        return previous is not None and (previous.width, previous.height) == (width, height)
 
     def frame(self, monitor: int, width: int, height: int, pixels: bytes, moves=None, shown=None) -> Frame | None:
         """
@@ -218,23 +252,76 @@ class FrameDiffer:
             raise ValueError(f"{len(pixels)} bytes for a {width}×{height} picture")
         previous = self._previous.get(monitor)
         current = np.frombuffer(pixels, dtype=np.uint32).reshape(height, width)
-        self._previous = {monitor: (width, height, pixels, current)}
-        if previous is None or previous[:2] != (width, height):
-            changed = None
-        else:
-            if previous[2] == pixels:
-                return None
-            changed = self._changed_rows(previous[3], current)
+        self._previous = {monitor: _Picture(width, height, current, pixels)}
+        self._spare = None
         self._shown = shown
-        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
+        if previous is None or (previous.width, previous.height) != (width, height):
+            return self._make(monitor, None, current, None, moves)
+        if previous.raw is not None:
+            same = previous.raw == pixels
+        else:
+            same = np.array_equal(previous.rows, current)
+        if same:
+            return None
+        return self._make(monitor, previous.rows, current, self._changed_rows(previous.rows, current), moves)
+
+    def update(self, monitor: int, width: int, height: int, patches, moves=None) -> Frame | None:
+        """
+        Like L{frame}, for a picture known only where it may have changed:
+        C{patches} are rectangles (x, y, width, height, pixels as B, G, R,
+        X bytes) of the new picture, which is the previous one everywhere
+        else.  Each rectangle's left edge must be on the tile grid, and its
+        right edge too unless it is the picture's.  Only the patches are
+        compared; the previous picture of C{monitor} at this size must exist
+        (L{has_previous}).  Not for a partly shared screen.
+        """
+        if not self.has_previous(monitor, width, height):
+            raise ValueError(f"no previous picture of monitor {monitor} at {width}×{height}")
+        ts = self.settings.tile_size
+        old = self._previous[monitor].rows
+        current = self._unshared_copy(old)
+        rects = []
+        for x, y, w, h, data in patches:
+            if (x % ts or (x + w) % ts and x + w != width or x < 0 or y < 0 or w <= 0 or h <= 0
+                    or x + w > width or y + h > height or len(data) != w * h * BYTES_PER_PIXEL):
+                raise ValueError(f"a patch at {x},{y} of {w}×{h} ({len(data)} bytes) off the grid or the picture")
+            current[y : y + h, x : x + w] = np.frombuffer(data, dtype=np.uint32).reshape(h, w)
+            rects.append((x, y, w, h))
+        self._previous = {monitor: _Picture(width, height, current, None)}
+        self._spare = (old, rects) if old.flags.writeable and old.base is None else None
+        self._shown = None
+        changed = self._changed_rows_in(old, current, rects)
+        if not any(len(rows) for rows in changed):
+            return None
+        return self._make(monitor, old, current, changed, moves)
+
+    def _unshared_copy(self, rows):
+        """
+        An array of the differ's own equal to C{rows}: the spare picture
+        (the one before C{rows}) brought up to date where it differs, or
+        a new copy.
+        """
+        if self._spare is not None:
+            spare, stale = self._spare
+            self._spare = None
+            if spare.shape == rows.shape and spare is not rows:
+                for x, y, w, h in stale:
+                    spare[y : y + h, x : x + w] = rows[y : y + h, x : x + w]
+                return spare
+        return rows.copy()
+
+    def _make(self, monitor, old, current, changed, moves) -> Frame:
+        """The frame from C{old} to C{current} (2-D arrays; C{old} None: all of it), C{changed} its rows per strip."""
+        height, width = current.shape
+        image = _Canvas(current)
         if changed is None:
             copies, pending = [], self._full(image, width, height)
         else:
-            shifts = self._shifts(previous[3], current, changed)
+            shifts = self._shifts(old, current, changed)
             for move in moves() if moves is not None else ():
                 if move not in shifts and move != (0, 0):
                     shifts.append(move)
-            copies, pending = self._place(previous[3], current, changed, shifts, image)
+            copies, pending = self._place(old, current, changed, shifts, image)
         tiles = copies + self._encode(image, pending)
         return Frame(monitor, width, height, tuple(tiles))
 
@@ -257,6 +344,17 @@ class FrameDiffer:
         if whole * ts < width:
             per_strip = np.concatenate([per_strip, differs[:, whole * ts :].any(axis=1)[:, None]], axis=1)
         return [rows_changed[per_strip[:, i]] for i in range(per_strip.shape[1])]
+
+    def _changed_rows_in(self, old, new, rects) -> list:
+        """L{_changed_rows} where only C{rects} (left edges on the grid) may differ."""
+        ts = self.settings.tile_size
+        found = [[] for _ in self._strips(new.shape[1])]
+        for x, y, w, h in rects:
+            for i, rows in enumerate(self._changed_rows(old[y : y + h, x : x + w], new[y : y + h, x : x + w])):
+                if len(rows):
+                    found[x // ts + i].append(rows + y)
+        return [_NO_ROWS if not rows else rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows))
+                for rows in found]
 
     def _shifts(self, old, new, changed) -> list[tuple[int, int]]:
         """The vertical shifts (0, dy) most rare row segments agree on."""
@@ -351,6 +449,7 @@ class FrameDiffer:
                             and p.y < q.y + q.height and q.y < p.y + p.height):
                         top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
                         out[i] = _Pending(q.x, top, q.width + p.width, bottom - top, True, None)
+                        # (No colours: the box takes in pixels neither piece counted.)
                         break
                 else:
                     out.append(p)
@@ -382,18 +481,23 @@ class FrameDiffer:
 
     def _encode_one(self, image, p: _Pending) -> list[Tile]:
         s = self.settings
-        region = image.crop((p.x, p.y, p.x + p.width, p.y + p.height))
+        box = (p.x, p.y, p.x + p.width, p.y + p.height)
         if p.lossless:
-            encoding, data = wt.PNG, None
-            if p.colours is not None and len(p.colours) <= s.palette_colours:
-                data = _palette_png(region, s.png_level)
+            encoding, data, region = wt.PNG, None, None
+            colours = p.colours
+            if colours is None:  # a merged band, or a tile on a shared window's border
+                region = image.crop(box)
+                colours = region.getcolors(s.palette_colours)
+            if colours is not None and len(colours) <= s.palette_colours:
+                data = _palette_png(image.pixels(box), colours, s.png_level)
             if data is None:
+                region = region or image.crop(box)
                 data = wt.encode_tile(region, wt.PNG, compress_level=s.png_level)
             if len(data) >= p.width * p.height * 3:
-                encoding, data = wt.RAW, region.tobytes()
+                encoding, data = wt.RAW, (region or image.crop(box)).tobytes()
         else:
             encoding = s.lossy_encoding
-            data = wt.encode_tile(region, encoding, quality=s.lossy_quality)
+            data = wt.encode_tile(image.crop(box), encoding, quality=s.lossy_quality)
         if len(data) <= s.max_tile_bytes:
             return [Tile(p.x, p.y, p.width, p.height, encoding, data)]
         if p.width >= p.height and p.width > 1:
@@ -512,11 +616,23 @@ def copy_runs(changed, explained, min_rows: int):
     return runs, keep
 
 
-def _palette_png(region: Image.Image, level: int) -> bytes | None:
-    """A palette PNG of C{region} if the palette reproduces it exactly."""
-    paletted = region.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
-    if paletted.convert("RGB").tobytes() != region.tobytes():
+def _palette_png(pixels, colours, level: int) -> bytes | None:
+    """
+    A palette PNG of C{pixels} (rows of 32-bit B, G, R, X pixels) whose
+    colours are C{colours} (as Pillow's C{getcolors} lists them: (count,
+    (r, g, b)), at most 256), or C{None} if a pixel's colour is not among
+    them.  The palette holds exactly those colours, so the PNG is exact.
+    """
+    keys = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], dtype=np.uint32))
+    if not 0 < len(keys) <= 256:
         return None
+    found = pixels & np.uint32(0xFFFFFF)
+    index = np.minimum(np.searchsorted(keys, found), len(keys) - 1)
+    if not np.array_equal(keys[index], found):
+        return None
+    height, width = pixels.shape
+    paletted = Image.frombytes("P", (width, height), index.astype(np.uint8).tobytes())
+    paletted.putpalette(np.stack([keys >> 16, keys >> 8, keys], axis=1).astype(np.uint8).tobytes())
     return wt.encode_tile(paletted, wt.PNG, compress_level=level)
 
 
@@ -681,6 +797,9 @@ class _Capture(threading.Thread):
         self._windows_now = None  # and at the picture being compared
         self._shared = source.shared_window
         self._x = None
+        self._watch = None  # agent.damage.DamageWatch, once started
+        self._watch_tried = False
+        self._last_full = 0.0  # of the last grab of the whole monitor
 
     def run(self):
         import mss
@@ -715,49 +834,108 @@ class _Capture(threading.Thread):
 
     def _next(self, grabber, differ, monitor: Monitor) -> Frame | None:
         """
-        Grab until something changed, at most C{max_fps} times a second and
-        less often on a still screen (L{grab_interval}); C{None} if stopped first.
+        Grab until something changed, at most C{max_fps} times a second; C{None} if stopped first.
+        With X DAMAGE only what was drawn is grabbed, and nothing while
+        nothing is drawn (L{_next_damaged}); otherwise the whole monitor,
+        less often on a still screen (L{grab_interval}).
         """
         while True:
+            watch = self._damage_watch()
+            if watch is not None and self.source.shared_window is None and self._shared is None \
+                    and differ.has_previous(monitor.index, monitor.width, monitor.height):
+                frame = self._next_damaged(grabber, differ, monitor, watch)
+                if frame is not None or self.stopping.is_set():
+                    return frame
+                continue
             interval = grab_interval(self.settings, time.monotonic() - self._last_change)
             wait = self._last_grab + interval - time.monotonic()
             if self.stopping.wait(max(wait, 0)):
                 return None
-            self._last_grab = time.monotonic()
-            shot = grabber.grab({"left": monitor.left, "top": monitor.top,
-                                 "width": monitor.width, "height": monitor.height})
-            width, height = shot.size
-            pixels = shot.raw  # a new bytearray each grab, never changed afterwards
-            raw_changed = self._last_raw is None or self._last_raw != pixels
-            self._last_raw = pixels
-            if raw_changed:
-                # The windows' places at this very picture (read before the comparison, which
-                # takes a while): the move hints must describe the moment of the grab.
-                self._windows_now = self._geometries()
-            shared = self.source.shared_window
-            if shared != self._shared:
-                # Another window (or all, or one instead of all): a whole frame, so that
-                # nothing on the console's canvas, nor any copy, comes from before.
-                self._shared = shared
-                differ.reset()
-            if shared is not None:
-                rect, hidden = window_area(self._connection(), shared)
-
-                def place(r):
-                    return (r[0] - monitor.left, r[1] - monitor.top, r[2], r[3])
-
-                shown = (rect and place(rect), [place(r) for r in hidden])
-                pixels = black_out(pixels, width, height, *shown)
-            elif not raw_changed and differ.has_previous(monitor.index, width, height):
-                continue  # the same picture: nothing to compare
-            else:
-                shown = None
-            frame = differ.frame(monitor.index, width, height, pixels, self._moves, shown)
-            if self._windows_now is not None:
-                self._windows = self._windows_now
+            frame = self._grab_whole(grabber, differ, monitor, watch)
             if frame is not None:
                 self._last_change = time.monotonic()
                 return frame
+
+    def _next_damaged(self, grabber, differ, monitor: Monitor, watch) -> Frame | None:
+        """
+        Wait for something drawn on the monitor (or the time of a check of
+        the whole monitor, every C{full_check} seconds: in case something
+        drew without DAMAGE knowing), at most C{max_fps} grabs a second;
+        grab those parts and compare them.  C{None} if nothing changed or
+        stopped.
+        """
+        wait = self._last_grab + 1.0 / self.settings.max_fps - time.monotonic()
+        if self.stopping.wait(max(wait, 0)):
+            return None
+        area = (monitor.left, monitor.top, monitor.width, monitor.height)
+        rects = watch.take()
+        regions = dirty_regions(rects, area, self.settings.tile_size)
+        now = time.monotonic()
+        if now - self._last_full >= self.settings.full_check:
+            regions, self._last_full = [(0, 0, monitor.width, monitor.height)], now
+        if not regions:
+            watch.wait(min(_WAKE_UP, self._last_full + self.settings.full_check - now))
+            return None
+        self._last_grab = now
+        self._windows_now = watch.geometries()
+        patches = []
+        for x, y, w, h in regions:
+            shot = grabber.grab({"left": monitor.left + x, "top": monitor.top + y, "width": w, "height": h})
+            patches.append((x, y, w, h, shot.raw))
+        frame = differ.update(monitor.index, monitor.width, monitor.height, patches, self._moves)
+        self._windows = self._windows_now
+        return frame
+
+    def _grab_whole(self, grabber, differ, monitor: Monitor, watch) -> Frame | None:
+        """Grab the whole monitor and compare it with the previous picture (blacked out when sharing a window)."""
+        if watch is not None:
+            watch.take()  # what was drawn up to now is in this grab
+            self._last_full = time.monotonic()
+        self._last_grab = time.monotonic()
+        shot = grabber.grab({"left": monitor.left, "top": monitor.top,
+                             "width": monitor.width, "height": monitor.height})
+        width, height = shot.size
+        pixels = shot.raw  # a new bytearray each grab, never changed afterwards
+        raw_changed = self._last_raw is None or self._last_raw != pixels
+        self._last_raw = pixels
+        if raw_changed:
+            # The windows' places at this very picture (read before the comparison, which
+            # takes a while): the move hints must describe the moment of the grab.
+            self._windows_now = watch.geometries() if watch is not None else self._geometries()
+        shared = self.source.shared_window
+        if shared != self._shared:
+            # Another window (or all, or one instead of all): a whole frame, so that
+            # nothing on the console's canvas, nor any copy, comes from before.
+            self._shared = shared
+            differ.reset()
+        if shared is not None:
+            rect, hidden = window_area(self._connection(), shared)
+
+            def place(r):
+                return (r[0] - monitor.left, r[1] - monitor.top, r[2], r[3])
+
+            shown = (rect and place(rect), [place(r) for r in hidden])
+            pixels = black_out(pixels, width, height, *shown)
+        elif not raw_changed and differ.has_previous(monitor.index, width, height):
+            return None  # the same picture: nothing to compare
+        else:
+            shown = None
+        frame = differ.frame(monitor.index, width, height, pixels, self._moves, shown)
+        if self._windows_now is not None:
+            self._windows = self._windows_now
+        return frame
+
+    def _damage_watch(self):
+        """The X DAMAGE watch of this thread, started at the first call; C{None} without DAMAGE (or when off)."""
+        if not self._watch_tried:
+            self._watch_tried = True
+            if self.settings.use_damage:
+                try:
+                    self._watch = DamageWatch.start(self._connection())
+                except Exception as e:
+                    self.source.log.info("no X DAMAGE, the whole screen is compared: {problem}", problem=str(e))
+                    self._watch = None
+        return self._watch
 
     def _moves(self) -> list[tuple[int, int]]:
         """How top-level windows moved from the previous picture to this one (hints for the differ)."""
