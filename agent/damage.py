@@ -98,10 +98,11 @@ class DamageWatch:
         """The X connection's socket (readable when events may have come)."""
         return self.xdisplay.fileno()
 
-    def wait(self, timeout: float) -> None:
-        """Block until the X server sent something or C{timeout} seconds passed."""
-        if not self.xdisplay.pending_events():
-            select.select([self.fileno()], [], [], max(timeout, 0))
+    def wait(self, timeout: float) -> bool:
+        """Block until the X server sent something (C{True}) or C{timeout} seconds passed (C{False})."""
+        if self.xdisplay.pending_events():
+            return True
+        return bool(select.select([self.fileno()], [], [], max(timeout, 0))[0])
 
     def take(self) -> list[tuple[int, int, int, int]]:
         """

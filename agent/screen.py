@@ -101,10 +101,11 @@ class ScreenSettings:
     min_shift_votes: int = 4  # rare row segments that must agree on a vertical shift
     max_hash_repeats: int = 2  # a row segment found more often than this in the strip does not vote
     max_shift_candidates: int = 3  # shifts tried on each strip (besides window moves)
-    min_copy_rows: int = 4  # a shorter run of moved rows is encoded rather than copied
+    min_copy_rows: int = 16  # a shorter run of moved rows is encoded rather than copied (a tile costs too)
     monitors_refresh: float = 5.0  # seconds the monitor list is cached
     use_damage: bool = True  # grab only what X DAMAGE reports drawn (when the X server has it)
     full_check: float = 3.0  # with DAMAGE: seconds between grabs of the whole monitor, in case of missed damage
+    settle: float = 0.01  # with DAMAGE: seconds from the first drawing on a still screen to its grab
 
     def __attrs_post_init__(self):
         if self.lossy_encoding not in wt.LOSSY:
@@ -183,13 +184,30 @@ class _Picture:
 
 
 class _Canvas:
-    """The picture being encoded, turned into RGB images one rectangle at a time."""
+    """
+    The picture being encoded, turned into RGB images a region at a time:
+    a region (x, y, width, height) is converted once, at the first crop
+    inside it; a crop inside none is converted alone.
+    """
 
-    def __init__(self, rows):
+    def __init__(self, rows, regions=()):
         self.rows = rows
+        self._regions = list(regions)
+        self._converted: dict[tuple, Image.Image] = {}
 
     def crop(self, box) -> Image.Image:
         """The rectangle C{box} (left, top, right, bottom) as an RGB image."""
+        x0, y0, x1, y1 = box
+        for region in self._regions:
+            rx, ry, rw, rh = region
+            if rx <= x0 and ry <= y0 and x1 <= rx + rw and y1 <= ry + rh:
+                image = self._converted.get(region)
+                if image is None:
+                    image = self._converted[region] = self._convert((rx, ry, rx + rw, ry + rh))
+                return image.crop((x0 - rx, y0 - ry, x1 - rx, y1 - ry))
+        return self._convert(box)
+
+    def _convert(self, box) -> Image.Image:
         x0, y0, x1, y1 = box
         part = np.ascontiguousarray(self.rows[y0:y1, x0:x1])
         return Image.frombuffer("RGB", (x1 - x0, y1 - y0), part, "raw", "BGRX", 0, 1)
@@ -263,7 +281,8 @@ class FrameDiffer:
             same = np.array_equal(previous.rows, current)
         if same:
             return None
-        return self._make(monitor, previous.rows, current, self._changed_rows(previous.rows, current), moves)
+        whole = (0, 0, width, height, self._changed_rows(previous.rows, current))
+        return self._make(monitor, previous.rows, current, [whole], moves)
 
     def update(self, monitor: int, width: int, height: int, patches, moves=None) -> Frame | None:
         """
@@ -290,10 +309,13 @@ class FrameDiffer:
         self._previous = {monitor: _Picture(width, height, current, None)}
         self._spare = (old, rects) if old.flags.writeable and old.base is None else None
         self._shown = None
-        changed = self._changed_rows_in(old, current, rects)
-        if not any(len(rows) for rows in changed):
+        regions = [(x, y, w, h, [rows + y for rows in self._changed_rows(old[y : y + h, x : x + w],
+                                                                  current[y : y + h, x : x + w])])
+                   for x, y, w, h in rects]
+        regions = [r for r in regions if any(len(rows) for rows in r[4])]
+        if not regions:
             return None
-        return self._make(monitor, old, current, changed, moves)
+        return self._make(monitor, old, current, regions, moves)
 
     def _unshared_copy(self, rows):
         """
@@ -310,18 +332,22 @@ class FrameDiffer:
                 return spare
         return rows.copy()
 
-    def _make(self, monitor, old, current, changed, moves) -> Frame:
-        """The frame from C{old} to C{current} (2-D arrays; C{old} None: all of it), C{changed} its rows per strip."""
+    def _make(self, monitor, old, current, regions, moves) -> Frame:
+        """
+        The frame from C{old} to C{current} (2-D arrays; C{old} None: all of
+        it).  C{regions}: where they may differ, (x, y, width, height, the
+        changed rows of each of its strips), left edges on the grid.
+        """
         height, width = current.shape
-        image = _Canvas(current)
-        if changed is None:
+        image = _Canvas(current, [(0, 0, width, height)] if old is None else [r[:4] for r in regions])
+        if old is None:
             copies, pending = [], self._full(image, width, height)
         else:
-            shifts = self._shifts(old, current, changed)
+            shifts = self._shifts(old, current, regions)
             for move in moves() if moves is not None else ():
                 if move not in shifts and move != (0, 0):
                     shifts.append(move)
-            copies, pending = self._place(old, current, changed, shifts, image)
+            copies, pending = self._place(old, current, regions, shifts, image)
         tiles = copies + self._encode(image, pending)
         return Frame(monitor, width, height, tuple(tiles))
 
@@ -333,82 +359,78 @@ class FrameDiffer:
 
     def _changed_rows(self, old, new) -> list:
         """For each strip, the rows whose segment in it changed (ascending, numpy)."""
-        height, width = new.shape
-        ts = self.settings.tile_size
-        rows_changed = np.flatnonzero((old != new).any(axis=1))
+        per_strip = strip_changes(old, new, self.settings.tile_size)
+        rows_changed = np.flatnonzero(per_strip.any(axis=1))
         if len(rows_changed) == 0:
-            return [_NO_ROWS for _ in self._strips(width)]
-        differs = old[rows_changed] != new[rows_changed]
-        whole = width // ts
-        per_strip = differs[:, : whole * ts].reshape(len(rows_changed), whole, ts).any(axis=2)
-        if whole * ts < width:
-            per_strip = np.concatenate([per_strip, differs[:, whole * ts :].any(axis=1)[:, None]], axis=1)
+            return [_NO_ROWS for _ in range(per_strip.shape[1])]
+        per_strip = per_strip[rows_changed]
         return [rows_changed[per_strip[:, i]] for i in range(per_strip.shape[1])]
 
-    def _changed_rows_in(self, old, new, rects) -> list:
-        """L{_changed_rows} where only C{rects} (left edges on the grid) may differ."""
-        ts = self.settings.tile_size
-        found = [[] for _ in self._strips(new.shape[1])]
-        for x, y, w, h in rects:
-            for i, rows in enumerate(self._changed_rows(old[y : y + h, x : x + w], new[y : y + h, x : x + w])):
-                if len(rows):
-                    found[x // ts + i].append(rows + y)
-        return [_NO_ROWS if not rows else rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows))
-                for rows in found]
-
-    def _shifts(self, old, new, changed) -> list[tuple[int, int]]:
+    def _shifts(self, old, new, regions) -> list[tuple[int, int]]:
         """The vertical shifts (0, dy) most rare row segments agree on."""
         s = self.settings
         votes = []
-        for rows, (x0, x1) in zip(changed, self._strips(new.shape[1])):
-            if len(rows) < s.min_shift_votes:
+        for x, y, w, h, changed in regions:
+            eligible = [i for i, rows in enumerate(changed) if len(rows) >= s.min_shift_votes]
+            if not eligible:
                 continue
-            r0 = int(rows[0])
-            weights = _WEIGHTS[: x1 - x0]
-            before = row_fingerprints(old[r0 : int(rows[-1]) + 1, x0:x1], weights)
-            after = row_fingerprints(new[rows, x0:x1], weights)
-            votes.append(shift_votes(before, after, rows - r0, s.max_hash_repeats))
+            # Fingerprints of every row segment of the region at once; the strips' keys are
+            # salted so that one lookup serves them all without matching across strips.
+            before_all = strip_fingerprints(old[y : y + h, x : x + w], s.tile_size)
+            after_all = strip_fingerprints(new[y : y + h, x : x + w], s.tile_size)
+            before, before_rows, after, after_rows = [], [], [], []
+            for i in eligible:
+                rows = changed[i] - y
+                r0, r1 = int(rows[0]), int(rows[-1]) + 1
+                before.append(before_all[r0:r1, i] + _SALTS[i])
+                before_rows.append(np.arange(r0, r1))
+                after.append(after_all[rows, i] + _SALTS[i])
+                after_rows.append(rows)
+            votes.append(shift_votes(np.concatenate(before), np.concatenate(after), np.concatenate(after_rows),
+                                     s.max_hash_repeats, np.concatenate(before_rows)))
         if not votes:
             return []
         return [(0, dy) for dy in top_shifts(np.concatenate(votes), s.max_shift_candidates, s.min_shift_votes)]
 
-    def _place(self, old, new, changed, shifts, image):
+    def _place(self, old, new, regions, shifts, image):
         """Copy tiles for the moved rows of each strip, and the rectangles left to encode."""
-        height, width = new.shape
         ts = self.settings.tile_size
         runs: dict[tuple, list[tuple[int, int]]] = {}  # (y, height, dx, dy) -> strips' x ranges
         pending = []
-        for rows, (x0, x1) in zip(changed, self._strips(width)):
-            if not len(rows):
-                continue
-            usable = [(dx, dy) for dx, dy in shifts if 0 <= x0 - dx and x1 - dx <= width]
-            moved, encode = self._strip_runs(old, new, x0, x1, rows, usable)
-            for y0, y1, (dx, dy) in moved:
-                runs.setdefault((y0, y1 - y0, dx, dy), []).append((x0, x1))
-            if len(encode):
-                bands = encode // ts
-                starts = np.flatnonzero(np.diff(bands, prepend=-1))
-                ends = np.append(starts[1:], len(encode)) - 1
-                for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
-                    pending.append(self._classify(image, x0, a, x1 - x0, b + 1 - a))
+        for x, y, w, h, changed in regions:
+            explained = [explained_strips(old, new, (x, y, w, h), shift, ts) for shift in shifts]
+            for i, rows in enumerate(changed):
+                if not len(rows):
+                    continue
+                x0, x1 = x + i * ts, min(x + (i + 1) * ts, x + w)
+                moved, encode = self._strip_runs(rows, y, [e[:, i] for e in explained], shifts)
+                for y0, y1, (dx, dy) in moved:
+                    runs.setdefault((y0, y1 - y0, dx, dy), []).append((x0, x1))
+                if len(encode):
+                    bands = encode // ts
+                    starts = np.flatnonzero(np.diff(bands, prepend=-1))
+                    ends = np.append(starts[1:], len(encode)) - 1
+                    for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
+                        pending.append(self._classify(image, x0, a, x1 - x0, b + 1 - a))
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
             for x0, x1 in _merge_ranges(ranges):
                 copies.append(Tile(x0, y, x1 - x0, h, wt.COPY, wt.copy_data(x0 - dx, y - dy)))
         return copies, pending
 
-    def _strip_runs(self, old, new, x0, x1, rows, shifts):
+    def _strip_runs(self, rows, top, explained, shifts):
         """
         The runs of rows (y0, y1, shift) of one strip that are the previous
-        picture shifted, and the changed rows left to encode (numpy).  A run
-        goes on through unchanged rows that the same shift explains too (the
-        blank lines between lines of text), so a scrolled page is one run.
+        picture shifted, and the changed rows C{rows} left to encode
+        (numpy).  C{explained}: per shift, whether it explains each row of
+        the region (its first row is C{top}).  A run goes on through
+        unchanged rows that the same shift explains too (the blank lines
+        between lines of text), so a scrolled page is one run.
         """
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
-        explained = [explained_rows(old, new, x0, x1, r0, r1, shift) for shift in shifts]
         is_changed = np.zeros(r1 - r0, dtype=bool)
         is_changed[rows - r0] = True
-        moved, keep = copy_runs(is_changed, explained, self.settings.min_copy_rows)
+        moved, keep = copy_runs(is_changed, [e[r0 - top : r1 - top] for e in explained], self.settings.min_copy_rows)
         encode = rows[keep[rows - r0]] if moved else rows
         return [(r0 + a, r0 + b, shifts[i]) for a, b, i in moved], encode
 
@@ -464,10 +486,7 @@ class FrameDiffer:
             if (last is not None and last.y == p.y and last.height == p.height and last.lossless == p.lossless
                     and last.x + last.width == p.x
                     and last.width + p.width <= self.settings.merge_width * self.settings.tile_size):
-                colours = None
-                if last.colours is not None and p.colours is not None:
-                    together = {c for _, c in last.colours} | {c for _, c in p.colours}
-                    colours = [(0, c) for c in together] if len(together) <= self.settings.text_colours else None
+                colours = _together(last.colours, p.colours, self.settings.text_colours)
                 if last.lossless and colours is None:
                     merged.append(p)  # text-like on each side but too many colours together
                     continue
@@ -475,9 +494,27 @@ class FrameDiffer:
             else:
                 merged.append(p)
         tiles = []
-        for p in merged:
+        for p in self._columns(merged):
             tiles.extend(self._encode_one(image, p))
         return tiles
+
+    def _columns(self, pending: list[_Pending]) -> list[_Pending]:
+        """
+        Pieces of the same kind and the same columns, one right under the
+        other, merged (up to C{merge_width} tiles high): the side of a moved
+        window is one tile, not one a row of tiles.
+        """
+        limit = self.settings.merge_width * self.settings.tile_size
+        out: list[_Pending] = []
+        for p in sorted(pending, key=lambda p: (p.x, p.width, p.y)):
+            last = out[-1] if out else None
+            if (last is not None and (last.x, last.width, last.lossless) == (p.x, p.width, p.lossless)
+                    and last.y + last.height == p.y and last.height + p.height <= limit):
+                colours = _together(last.colours, p.colours, self.settings.text_colours)
+                out[-1] = _Pending(last.x, last.y, last.width, last.height + p.height, p.lossless, colours)
+                continue
+            out.append(p)
+        return out
 
     def _encode_one(self, image, p: _Pending) -> list[Tile]:
         s = self.settings
@@ -514,6 +551,14 @@ class FrameDiffer:
         return out
 
 
+def _together(a, b, limit: int):
+    """The colours of two pieces together (as C{getcolors} lists them), or C{None} if unknown or more than C{limit}."""
+    if a is None or b is None:
+        return None
+    together = {c for _, c in a} | {c for _, c in b}
+    return [(0, c) for c in together] if len(together) <= limit else None
+
+
 def _merge_ranges(ranges):
     merged = []
     for x0, x1 in sorted(ranges):
@@ -531,6 +576,81 @@ _NO_ROWS = np.zeros(0, dtype=np.intp)
 # (modulo 2**64).  Equal segments have equal fingerprints; a collision only costs a wrong vote,
 # since every copy is checked pixel for pixel.
 _WEIGHTS = np.random.default_rng(0x50_4E_54_45).integers(1, 2**63, size=1024, dtype=np.uint64) | np.uint64(1)
+# Added to a strip's fingerprints so that those of different strips can be looked up together.
+_SALTS = np.random.default_rng(0x53_41_4C_54).integers(1, 2**63, size=2048, dtype=np.uint64)
+
+
+def strip_changes(old, new, tile_size: int):
+    """
+    Whether each row's segment in each strip (C{tile_size} pixels wide, the
+    last one what is left) differs between C{old} and C{new} (2-D arrays
+    of 32-bit pixels of the same shape): a boolean array, rows × strips.
+    Pixels are compared two at a time where the shapes allow it.
+    """
+    height, width = new.shape
+    whole = width // tile_size
+    if tile_size % 16 == 0 and width % 2 == 0 and old.strides[1] == new.strides[1] == 4:
+        differs = old.view(np.uint64) != new.view(np.uint64)  # two pixels a word
+        words = differs[:, : whole * tile_size // 2].view(np.uint64)  # eight pairs a word
+        words = words.reshape(height, whole, tile_size // 16)
+        merged = words[:, :, 0].copy()
+        for i in range(1, tile_size // 16):
+            merged |= words[:, :, i]
+        per_strip = merged != 0
+        rest = differs[:, whole * tile_size // 2 :]
+    else:
+        differs = old != new
+        per_strip = differs[:, : whole * tile_size].reshape(height, whole, tile_size).any(axis=2)
+        rest = differs[:, whole * tile_size :]
+    if whole * tile_size < width:
+        per_strip = np.concatenate([per_strip, rest.any(axis=1)[:, None]], axis=1)
+    return per_strip
+
+
+def strip_fingerprints(pixels, tile_size: int):
+    """
+    One 64-bit fingerprint per row and strip of C{pixels} (rows of 32-bit
+    pixels; strips C{tile_size} wide, the last one what is left): rows ×
+    strips.  Equal segments of the same width have equal fingerprints.
+    """
+    height, width = pixels.shape
+    whole = width // tile_size
+    out = np.empty((height, whole + (whole * tile_size < width)), dtype=np.uint64)
+    if whole:
+        segments = pixels[:, : whole * tile_size]
+        if tile_size % 2 == 0 and pixels.strides[1] == 4:
+            words = segments.view(np.uint64).reshape(height, whole, tile_size // 2)  # two pixels a word
+            out[:, :whole] = np.einsum("rsk,k->rs", words, _WEIGHTS[: tile_size // 2])
+        else:
+            out[:, :whole] = np.einsum("rsk,k->rs", segments.reshape(height, whole, tile_size).astype(np.uint64),
+                                       _WEIGHTS[:tile_size])
+    if whole * tile_size < width:
+        out[:, whole] = row_fingerprints(pixels[:, whole * tile_size :])
+    return out
+
+
+def explained_strips(old, new, region, shift, tile_size: int):
+    """
+    For each row and strip of C{region} (x, y, width, height; x on the
+    grid) of C{new}, whether the segment is C{old}'s at the place shifted
+    back by C{shift} (dx, dy); C{False} where that place is not inside
+    C{old}.  Rows × strips.
+    """
+    x, y, w, h = region
+    dx, dy = shift
+    height, width = old.shape
+    strips = -(-w // tile_size)
+    out = np.zeros((h, strips), dtype=bool)
+    a, b = max(y, dy), min(y + h, height + dy)
+    first = max(0, -(-(dx - x) // tile_size))  # the first strip whose source starts at x ≥ 0
+    last = strips
+    while last > first and min(x + last * tile_size, x + w) - dx > width:
+        last -= 1
+    if a < b and first < last:
+        x0, x1 = x + first * tile_size, min(x + last * tile_size, x + w)
+        out[a - y : b - y, first:last] = ~strip_changes(old[a - dy : b - dy, x0 - dx : x1 - dx], new[a:b, x0:x1],
+                                                        tile_size)
+    return out
 
 
 def row_fingerprints(segment, weights=None):
@@ -540,12 +660,13 @@ def row_fingerprints(segment, weights=None):
     return np.dot(segment.astype(np.uint64), weights)
 
 
-def shift_votes(before, after, after_rows, repeats: int):
+def shift_votes(before, after, after_rows, repeats: int, before_rows=None):
     """
     The votes (dy) of the fingerprints C{after} (of rows C{after_rows}) for
-    the rows with the same fingerprint among C{before} (rows 0, 1, ...),
-    when that fingerprint occurs at most C{repeats} times in C{before}; no
-    vote for a row matching itself.  In order of rows, then of sources.
+    the rows with the same fingerprint among C{before} (rows
+    C{before_rows}: 0, 1, ... if not given), when that fingerprint occurs
+    at most C{repeats} times in C{before}; no vote for a row matching
+    itself.  In order of rows, then of sources.
     """
     if len(before) == 0 or len(after) == 0 or repeats < 1:
         return _NO_ROWS
@@ -556,6 +677,8 @@ def shift_votes(before, after, after_rows, repeats: int):
     k = np.arange(repeats)
     valid = ((count >= 1) & (count <= repeats))[:, None] & (k[None, :] < count[:, None])
     sources = order[np.minimum(left[:, None] + k[None, :], len(before) - 1)]
+    if before_rows is not None:
+        sources = np.asarray(before_rows)[sources]
     dy = np.asarray(after_rows)[:, None] - sources
     return dy[valid & (dy != 0)]
 
@@ -874,7 +997,10 @@ class _Capture(threading.Thread):
         if now - self._last_full >= self.settings.full_check:
             regions, self._last_full = [(0, 0, monitor.width, monitor.height)], now
         if not regions:
-            watch.wait(min(_WAKE_UP, self._last_full + self.settings.full_check - now))
+            if watch.wait(min(_WAKE_UP, self._last_full + self.settings.full_check - now)):
+                # Something is being drawn: give the drawing a moment to end, so that one
+                # frame holds it rather than its first part (and the rest a frame later).
+                self.stopping.wait(self.settings.settle)
             return None
         self._last_grab = now
         self._windows_now = watch.geometries()
