@@ -185,27 +185,35 @@ class _Picture:
 
 class _Canvas:
     """
-    The picture being encoded, turned into RGB images a region at a time:
-    a region (x, y, width, height) is converted once, at the first crop
-    inside it; a crop inside none is converted alone.
+    The picture being encoded, turned into RGB images a band at a time: the
+    rows of one row of tiles across a region (x, y, width, height) are
+    converted at the first crop inside them; a crop inside no band is
+    converted alone.
     """
 
-    def __init__(self, rows, regions=()):
+    def __init__(self, rows, regions, tile_size: int):
         self.rows = rows
         self._regions = list(regions)
+        self._tile_size = tile_size
         self._converted: dict[tuple, Image.Image] = {}
 
     def crop(self, box) -> Image.Image:
         """The rectangle C{box} (left, top, right, bottom) as an RGB image."""
         x0, y0, x1, y1 = box
-        for region in self._regions:
-            rx, ry, rw, rh = region
-            if rx <= x0 and ry <= y0 and x1 <= rx + rw and y1 <= ry + rh:
-                image = self._converted.get(region)
-                if image is None:
-                    image = self._converted[region] = self._convert((rx, ry, rx + rw, ry + rh))
-                return image.crop((x0 - rx, y0 - ry, x1 - rx, y1 - ry))
+        top = y0 // self._tile_size * self._tile_size
+        if y1 <= top + self._tile_size:
+            for rx, ry, rw, rh in self._regions:
+                if rx <= x0 and ry <= y0 and x1 <= rx + rw and y1 <= ry + rh:
+                    band = (rx, max(top, ry), rx + rw, min(top + self._tile_size, ry + rh))
+                    image = self._converted.get(band)
+                    if image is None:
+                        image = self._converted[band] = self._convert(band)
+                    return image.crop((x0 - band[0], y0 - band[1], x1 - band[0], y1 - band[1]))
         return self._convert(box)
+
+    def colours(self, box, limit: int):
+        """The colours of C{box} as C{getcolors} lists them, or C{None} if more than C{limit}."""
+        return self.crop(box).getcolors(limit)
 
     def _convert(self, box) -> Image.Image:
         x0, y0, x1, y1 = box
@@ -339,11 +347,12 @@ class FrameDiffer:
         changed rows of each of its strips), left edges on the grid.
         """
         height, width = current.shape
-        image = _Canvas(current, [(0, 0, width, height)] if old is None else [r[:4] for r in regions])
+        image = _Canvas(current, [(0, 0, width, height)] if old is None else [r[:4] for r in regions],
+                        self.settings.tile_size)
         if old is None:
             copies, pending = [], self._full(image, width, height)
         else:
-            shifts = self._shifts(old, current, regions)
+            shifts = self._shifts(old, current, regions, image)
             for move in moves() if moves is not None else ():
                 if move not in shifts and move != (0, 0):
                     shifts.append(move)
@@ -366,31 +375,54 @@ class FrameDiffer:
         per_strip = per_strip[rows_changed]
         return [rows_changed[per_strip[:, i]] for i in range(per_strip.shape[1])]
 
-    def _shifts(self, old, new, regions) -> list[tuple[int, int]]:
-        """The vertical shifts (0, dy) most rare row segments agree on."""
+    def _shifts(self, old, new, regions, image) -> list[tuple[int, int]]:
+        """
+        The vertical shifts (0, dy) most rare row segments agree on.  Only
+        strips that look text-like vote (L{_votes}): rows of a photograph
+        or a video hardly ever recur, and looking them up costs.
+        """
         s = self.settings
         votes = []
         for x, y, w, h, changed in regions:
-            eligible = [i for i, rows in enumerate(changed) if len(rows) >= s.min_shift_votes]
+            eligible = [i for i, rows in enumerate(changed)
+                        if len(rows) >= s.min_shift_votes and self._votes(image, x, i, rows)]
             if not eligible:
                 continue
-            # Fingerprints of every row segment of the region at once; the strips' keys are
+            # Fingerprints of the row segments of those strips at once; the strips' keys are
             # salted so that one lookup serves them all without matching across strips.
-            before_all = strip_fingerprints(old[y : y + h, x : x + w], s.tile_size)
-            after_all = strip_fingerprints(new[y : y + h, x : x + w], s.tile_size)
+            top = min(int(changed[i][0]) for i in eligible)
+            bottom = max(int(changed[i][-1]) for i in eligible) + 1
+            left = x + eligible[0] * s.tile_size
+            right = min(x + (eligible[-1] + 1) * s.tile_size, x + w)
+            before_all = strip_fingerprints(old[top:bottom, left:right], s.tile_size)
+            after_all = strip_fingerprints(new[top:bottom, left:right], s.tile_size)
             before, before_rows, after, after_rows = [], [], [], []
             for i in eligible:
-                rows = changed[i] - y
+                rows = changed[i] - top
                 r0, r1 = int(rows[0]), int(rows[-1]) + 1
-                before.append(before_all[r0:r1, i] + _SALTS[i])
+                column = i - eligible[0]
+                before.append(before_all[r0:r1, column] + _SALTS[i])
                 before_rows.append(np.arange(r0, r1))
-                after.append(after_all[rows, i] + _SALTS[i])
+                after.append(after_all[rows, column] + _SALTS[i])
                 after_rows.append(rows)
             votes.append(shift_votes(np.concatenate(before), np.concatenate(after), np.concatenate(after_rows),
                                      s.max_hash_repeats, np.concatenate(before_rows)))
         if not votes:
             return []
         return [(0, dy) for dy in top_shifts(np.concatenate(votes), s.max_shift_candidates, s.min_shift_votes)]
+
+    def _votes(self, image, x, strip, rows) -> bool:
+        """
+        Whether strip C{strip} of a region at C{x} looks text-like where it
+        changed: the row of tiles holding its middle changed row has at most
+        C{text_colours} colours there.
+        """
+        ts = self.settings.tile_size
+        middle = int(rows[len(rows) // 2])
+        band = rows[(rows // ts) == middle // ts]
+        x0 = x + strip * ts
+        x1 = min(x0 + ts, image.rows.shape[1])
+        return image.colours((x0, int(band[0]), x1, int(band[-1]) + 1), self.settings.text_colours) is not None
 
     def _place(self, old, new, regions, shifts, image):
         """Copy tiles for the moved rows of each strip, and the rectangles left to encode."""
@@ -442,7 +474,7 @@ class FrameDiffer:
     # -- encoding -------------------------------------------------------------------------
 
     def _classify(self, image, x, y, w, h) -> _Pending:
-        colours = image.crop((x, y, x + w, y + h)).getcolors(self.settings.text_colours)
+        colours = image.colours((x, y, x + w, y + h), self.settings.text_colours)
         return _Pending(x, y, w, h, colours is not None or self._on_border((x, y, w, h)), colours)
 
     def _on_border(self, tile) -> bool:
