@@ -352,13 +352,66 @@ class FrameDiffer:
         if old is None:
             copies, pending = [], self._full(image, width, height)
         else:
+            hints = list(moves()) if moves is not None else []
+            copies, covered = self._window_copies(old, current, [h for h in hints if len(h) == 6])
+            bases = {}
+            if covered:
+                regions, bases = self._uncovered(old, current, regions, covered)
             shifts = self._shifts(old, current, regions, image)
-            for move in moves() if moves is not None else ():
-                if move not in shifts and move != (0, 0):
+            copied = {c[4:] for c in covered}
+            for hint in hints:
+                move = tuple(hint[:2])
+                if move not in shifts and move != (0, 0) and move not in copied:
                     shifts.append(move)
-            copies, pending = self._place(old, current, regions, shifts, image)
+            moved, pending = self._place(old, current, regions, shifts, image, bases)
+            copies += moved
         tiles = copies + self._encode(image, pending)
         return Frame(monitor, width, height, tuple(tiles))
+
+    def _window_copies(self, old, new, windows):
+        """
+        Copy tiles of the moved windows C{windows} (dx, dy, x, y, width,
+        height: the window's place now and its shift): its runs of at least
+        C{min_copy_rows} rows that are, pixel for pixel, the previous
+        picture shifted; and those runs as (x, y, width, height, dx, dy).
+        """
+        height, width = new.shape
+        tiles, covered = [], []
+        for dx, dy, x, y, w, h in windows:
+            x0, x1 = max(x, dx, 0), min(x + w, width + dx, width)
+            y0, y1 = max(y, dy, 0), min(y + h, height + dy, height)
+            if (dx, dy) == (0, 0) or x1 <= x0 or y1 - y0 < self.settings.min_copy_rows:
+                continue
+            same = ~(new[y0:y1, x0:x1] != old[y0 - dy : y1 - dy, x0 - dx : x1 - dx]).any(axis=1)
+            edges = np.flatnonzero(np.diff(np.concatenate(([False], same, [False])).astype(np.int8)))
+            for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+                if b - a >= self.settings.min_copy_rows:
+                    tiles.append(Tile(x0, y0 + a, x1 - x0, b - a, wt.COPY, wt.copy_data(x0 - dx, y0 + a - dy)))
+                    covered.append((x0, y0 + a, x1 - x0, b - a, dx, dy))
+        return tiles, covered
+
+    def _uncovered(self, old, new, regions, covered):
+        """
+        The regions with their changed rows found again against the previous
+        picture with the copies C{covered} applied (what is left to send),
+        those with no change left dropped; and those pictures of the regions
+        ("bases"), by the regions' corners.
+        """
+        out, bases = [], {}
+        for x, y, w, h, changed in regions:
+            inside = [(c, _overlap((x, y, w, h), c[:4])) for c in covered]
+            inside = [(c, o) for c, o in inside if o is not None]
+            if not inside:
+                out.append((x, y, w, h, changed))
+                continue
+            base = old[y : y + h, x : x + w].copy()
+            for (_, _, _, _, dx, dy), (ox, oy, ow, oh) in inside:
+                base[oy - y : oy - y + oh, ox - x : ox - x + ow] = old[oy - dy : oy - dy + oh, ox - dx : ox - dx + ow]
+            changed = [rows + y for rows in self._changed_rows(base, new[y : y + h, x : x + w])]
+            bases[(x, y)] = base
+            if any(len(rows) for rows in changed):
+                out.append((x, y, w, h, changed))
+        return out, bases
 
     # -- finding changes --------------------------------------------------------------------
 
@@ -424,13 +477,21 @@ class FrameDiffer:
         x1 = min(x0 + ts, image.rows.shape[1])
         return image.colours((x0, int(band[0]), x1, int(band[-1]) + 1), self.settings.text_colours) is not None
 
-    def _place(self, old, new, regions, shifts, image):
-        """Copy tiles for the moved rows of each strip, and the rectangles left to encode."""
+    def _place(self, old, new, regions, shifts, image, bases):
+        """
+        Copy tiles for the moved rows of each strip, and the rectangles left
+        to encode, each narrowed to the columns that changed in its rows
+        (against the region's base, if in C{bases}, or else C{old}).
+        """
         ts = self.settings.tile_size
         runs: dict[tuple, list[tuple[int, int]]] = {}  # (y, height, dx, dy) -> strips' x ranges
         pending = []
         for x, y, w, h, changed in regions:
             explained = [explained_strips(old, new, (x, y, w, h), shift, ts) for shift in shifts]
+            base = bases.get((x, y))
+            if base is None:
+                base = old[y : y + h, x : x + w]
+            now = new[y : y + h, x : x + w]
             for i, rows in enumerate(changed):
                 if not len(rows):
                     continue
@@ -443,7 +504,10 @@ class FrameDiffer:
                     starts = np.flatnonzero(np.diff(bands, prepend=-1))
                     ends = np.append(starts[1:], len(encode)) - 1
                     for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
-                        pending.append(self._classify(image, x0, a, x1 - x0, b + 1 - a))
+                        columns = np.flatnonzero((base[a - y : b + 1 - y, x0 - x : x1 - x]
+                                                  != now[a - y : b + 1 - y, x0 - x : x1 - x]).any(axis=0))
+                        left, right = (x0 + int(columns[0]), x0 + int(columns[-1]) + 1) if len(columns) else (x0, x1)
+                        pending.append(self._classify(image, left, a, right - left, b + 1 - a))
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
             for x0, x1 in _merge_ranges(ranges):
@@ -488,21 +552,22 @@ class FrameDiffer:
 
     def _bands(self, pending: list[_Pending]) -> list[_Pending]:
         """
-        Lossless pieces side by side whose rows overlap, merged into their
-        bounding box: a line of text newly scrolled in changes a different
-        number of rows in each strip, and one PNG of the band is much
-        smaller than a dozen slivers.  The box may take in unchanged pixels;
-        they are the current picture too.
+        Lossless pieces side by side (less than a tile apart) whose rows
+        overlap, merged into their bounding box: a line of text newly
+        scrolled in changes a different number of rows in each strip, and
+        one PNG of the band is much smaller than a dozen slivers.  The box
+        may take in unchanged pixels; they are the current picture too.
         """
-        limit = self.settings.merge_width * self.settings.tile_size
+        ts = self.settings.tile_size
+        limit = self.settings.merge_width * ts
         out: list[_Pending] = []
         for p in sorted(pending, key=lambda p: (p.x, p.y)):
             if p.lossless:
                 for i, q in enumerate(out):
-                    if (q.lossless and q.x + q.width == p.x and q.width + p.width <= limit
+                    if (q.lossless and 0 <= p.x - (q.x + q.width) < ts and p.x + p.width - q.x <= limit
                             and p.y < q.y + q.height and q.y < p.y + p.height):
                         top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
-                        out[i] = _Pending(q.x, top, q.width + p.width, bottom - top, True, None)
+                        out[i] = _Pending(q.x, top, p.x + p.width - q.x, bottom - top, True, None)
                         # (No colours: the box takes in pixels neither piece counted.)
                         break
                 else:
@@ -516,13 +581,15 @@ class FrameDiffer:
         for p in sorted(self._bands(pending), key=lambda p: (p.y, p.height, p.x)):
             last = merged[-1] if merged else None
             if (last is not None and last.y == p.y and last.height == p.height and last.lossless == p.lossless
-                    and last.x + last.width == p.x
-                    and last.width + p.width <= self.settings.merge_width * self.settings.tile_size):
+                    and 0 <= p.x - (last.x + last.width) < (self.settings.tile_size if p.lossless else 1)
+                    and p.x + p.width - last.x <= self.settings.merge_width * self.settings.tile_size):
                 colours = _together(last.colours, p.colours, self.settings.text_colours)
                 if last.lossless and colours is None:
                     merged.append(p)  # text-like on each side but too many colours together
                     continue
-                merged[-1] = _Pending(last.x, last.y, last.width + p.width, p.height, p.lossless, colours)
+                if p.x != last.x + last.width:
+                    colours = None  # the gap's colours are not counted
+                merged[-1] = _Pending(last.x, last.y, p.x + p.width - last.x, p.height, p.lossless, colours)
             else:
                 merged.append(p)
         tiles = []
@@ -867,13 +934,24 @@ def top_level_geometries(xdisplay) -> dict[int, tuple[int, int, int, int]]:
 def window_moves(before: dict, after: dict) -> list[tuple[int, int]]:
     """The shifts (dx, dy) of windows that kept their size and changed place."""
     moves = []
+    for dx, dy, *_ in moved_windows(before, after):
+        if (dx, dy) not in moves:
+            moves.append((dx, dy))
+    return moves
+
+
+def moved_windows(before: dict, after: dict) -> list[tuple[int, int, int, int, int, int]]:
+    """
+    The windows (id -> x, y, width, height in C{before} and C{after}) that
+    kept their size and changed place: (dx, dy, x, y, width, height), the
+    shift and the place now.
+    """
+    moved = []
     for wid, (x, y, w, h) in after.items():
         old = before.get(wid)
         if old is not None and old[2:] == (w, h) and old[:2] != (x, y):
-            move = (x - old[0], y - old[1])
-            if move not in moves:
-                moves.append(move)
-    return moves
+            moved.append((x - old[0], y - old[1], x, y, w, h))
+    return moved
 
 
 def _title(xdisplay, window) -> str | None:
@@ -955,6 +1033,7 @@ class _Capture(threading.Thread):
         self._watch = None  # agent.damage.DamageWatch, once started
         self._watch_tried = False
         self._last_full = 0.0  # of the last grab of the whole monitor
+        self._origin = (0, 0)  # the top left corner of the monitor grabbed
 
     def run(self):
         import mss
@@ -994,6 +1073,7 @@ class _Capture(threading.Thread):
         nothing is drawn (L{_next_damaged}); otherwise the whole monitor,
         less often on a still screen (L{grab_interval}).
         """
+        self._origin = (monitor.left, monitor.top)
         while True:
             watch = self._damage_watch()
             if watch is not None and self.source.shared_window is None and self._shared is None \
@@ -1095,10 +1175,17 @@ class _Capture(threading.Thread):
                     self._watch = None
         return self._watch
 
-    def _moves(self) -> list[tuple[int, int]]:
-        """How top-level windows moved from the previous picture to this one (hints for the differ)."""
+    def _moves(self) -> list[tuple[int, ...]]:
+        """
+        How top-level windows moved from the previous picture to this one
+        (hints for the differ): (dx, dy, x, y, width, height), the window's
+        place now relative to the monitor grabbed.
+        """
         before, after = self._windows, self._windows_now
-        return window_moves(before, after) if before and after else []
+        if not before or not after:
+            return []
+        left, top = self._origin
+        return [(dx, dy, x - left, y - top, w, h) for dx, dy, x, y, w, h in moved_windows(before, after)]
 
     def _geometries(self):
         try:

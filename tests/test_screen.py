@@ -487,7 +487,7 @@ class CaptureLoopTests(unittest.TestCase):
         frame = self.next()
         # The unchanged picture read no windows; the changed one did, before it was compared.
         self.assertEqual(self.events, ["grab", "geometry", "grab", "grab", "geometry"])
-        self.assertEqual(moves, [[(30, 20)]])
+        self.assertEqual(moves, [[(30, 20, 40, 30, 60, 50)]])  # the shift, and where the window is now
         self.assertTrue(any(t.encoding == wt.COPY for t in frame.tiles))
 
 
