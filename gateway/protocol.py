@@ -149,8 +149,8 @@ class GatewayProtocol(amp.AMP):
         return d.addCallback(logged_in)
 
     @commands.CreateSession.responder
-    def create(self):
-        return self.switchboard.create(self.peer)
+    def create(self, team=False):
+        return self.switchboard.create(self.peer, team)
 
     @commands.CancelSession.responder
     def cancel(self, routing):
@@ -159,6 +159,10 @@ class GatewayProtocol(amp.AMP):
     @commands.ListSessions.responder
     def list_sessions(self):
         return self.switchboard.sessions(self.peer)
+
+    @commands.PickUp.responder
+    def pick_up(self, routing):
+        return self.switchboard.pick_up(self.peer, routing)
 
     @commands.ReportConfirmationFailure.responder
     def confirmation_failed(self, routing):

@@ -1,6 +1,7 @@
 """
-Session-code routing: which codes are live, who owns them, which customer
-joined which code and which operator attached to it.
+Session-code routing: which codes are live, who owns them (an operator,
+or for a team code the operator's team), which customer joined which code,
+who picked it up and which operator attached to it.
 
 The L{Router} is a plain state machine driven by an injected clock; it does
 no I/O.  Per code::
@@ -89,6 +90,9 @@ class Session:
     session_id: str
     created_at: float
     expires_at: float
+    # A team code waits in the queue of every operator of this team; "" for a private code.
+    team: str = ""
+    picked_up_by: str | None = None  # the username that picked it up from the queue
     state: State = State.CREATED
     ticket_digest: bytes | None = None
     ticket: str | None = attrs.field(default=None, repr=False)
@@ -139,9 +143,9 @@ class Router:
 
     # -- operator side ---------------------------------------------------
 
-    def create(self, owner: str, operator_name: str) -> Session:
+    def create(self, owner: str, operator_name: str, team: str = "") -> Session:
         """
-        Make a fresh routing part owned by C{owner}.
+        Make a fresh routing part owned by C{owner} (for C{team}'s queue, if given).
 
         @raise Busy: when the live-code limit is reached.
         """
@@ -161,6 +165,7 @@ class Router:
             session_id=uuid.uuid4().hex,
             created_at=now,
             expires_at=now + self.limits.validity,
+            team=team,
         )
         self._sessions[routing] = session
         self._live += 1
@@ -183,9 +188,44 @@ class Router:
         """The session of a routing part, live or recently finished, if any."""
         return self._sessions.get(routing)
 
-    def sessions_of(self, owner: str) -> list[Session]:
-        """The live sessions owned by C{owner}."""
-        return [s for s in self._sessions.values() if s.owner == owner and s.state in LIVE]
+    def sessions_of(self, owner: str, team: str = "") -> list[Session]:
+        """
+        The live sessions owned by C{owner}, those C{owner} picked up, and
+        the team codes of C{team} a customer is waiting on.
+        """
+        return [
+            s for s in self._sessions.values()
+            if s.state in LIVE and (
+                s.owner == owner or s.picked_up_by == owner
+                or (team and s.team == team and s.state is State.WAITING)
+            )
+        ]
+
+    def pick_up(self, routing: str, username: str, team: str) -> Session:
+        """
+        C{username} (of C{team}) takes the customer waiting on a code: a
+        private code of theirs, or a code of their team that nobody else
+        took.  The session's ticket is theirs from now on.
+
+        @raise NotYourSession: another operator's private code, or another team's.
+        @raise CodeBusy: a teammate took it first, or nobody waits on it yet.
+        """
+        session = self._sessions.get(routing)
+        if session is None:
+            raise UnknownCode("there is no session with this code")
+        if session.team:
+            if session.team != team:
+                raise NotYourSession("this code belongs to another team")
+        elif session.owner != username:
+            raise NotYourSession("this code belongs to another operator")
+        if session.state in _FINISHED_ERRORS:
+            raise _FINISHED_ERRORS[session.state][0]("the customer is no longer waiting on this code")
+        if session.picked_up_by not in (None, username):
+            raise CodeBusy("a teammate picked this customer up already")
+        if session.state is not State.WAITING:
+            raise CodeBusy("no customer is waiting on this code")
+        session.picked_up_by = username
+        return session
 
     def confirmation_failed(self, routing: str, owner: str) -> Session:
         """
@@ -308,9 +348,17 @@ class Router:
         session = self._sessions.get(routing)
         if session is None:
             raise UnknownCode("there is no session with this code")
-        if session.owner != owner:
+        if owner not in (session.owner, session.picked_up_by):
             raise NotYourSession("this code belongs to another operator")
         return session
+
+    def owned(self, routing: str, username: str) -> Session:
+        """
+        The session of C{routing}, which C{username} made or picked up.
+
+        @raise UnknownCode, NotYourSession: otherwise.
+        """
+        return self._owned(routing, username)
 
     def _expire(self, session: Session) -> None:
         session._timer = None
@@ -328,6 +376,7 @@ class Router:
     def _reset(self, session: Session) -> None:
         self._cancel_timer(session)
         self._drop_ticket(session)
+        session.picked_up_by = None
         session.state = State.CREATED
         session.agent_leg = session.operator_leg = None
         session.joined_at = session.paired_at = session.ended_at = None

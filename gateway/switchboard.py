@@ -34,6 +34,7 @@ from wire.commands import (
     Busy,
     CodeBusy,
     HelloRequired,
+    NoTeam,
     NotLoggedIn,
     NotYourSession,
     PasswordChangeRequired,
@@ -63,6 +64,11 @@ def _check_password_in_thread(encoded, password):
 def _hash_password_in_thread(password):
     """Hash a new password off the reactor thread."""
     return threads.deferToThread(passwords.hash_password, password)
+
+
+def team_wording(team: str) -> str:
+    """Who a customer is told waits behind a team code: "the Helpdesk team"."""
+    return f"the {team}" if team.lower().endswith("team") else f"the {team} team"
 
 
 @attrs.define(eq=False)
@@ -368,19 +374,28 @@ class Switchboard:
                 f"the gateway cannot issue a certificate for this account ({e}); ask your administrator"
             ) from None
 
-    def create(self, peer: Peer) -> dict:
-        """Make a new routing part for the logged-in operator."""
+    def create(self, peer: Peer, team: bool = False) -> dict:
+        """Make a new routing part for the logged-in operator (for their team's queue with C{team})."""
         operator = self._require_operator(peer)
-        session = self.router.create(operator.username, operator.display_name)
+        if team and not operator.group:
+            raise NoTeam("your account is in no team, so it cannot make team codes; ask your administrator")
+        team_name = operator.group if team else ""
+        session = self.router.create(operator.username, operator.display_name, team_name)
         d = self.store.add_session(session.session_id, operator.username, self._wall())
+        if team_name:
+            d.addCallback(lambda _: self.store.update_session(session.session_id, team=team_name))
         d.addErrback(lambda f: self.log.failure("could not record a session", f))
-        self.log.info("code {tag} created by {who}", tag=session.tag, who=operator.username)
-        return {
+        self.log.info("code {tag} created by {who}{for_team}", tag=session.tag, who=operator.username,
+                      for_team=f" for team {team_name}" if team_name else "")
+        answer = {
             "routing": session.routing,
             "expires_at": session.expires_at,
             "routing_length": self.config.routing_length,
             "secret_length": self.config.secret_length,
         }
+        if team_name:
+            answer["team"] = team_name
+        return answer
 
     def cancel(self, peer: Peer, routing: str) -> dict:
         """Withdraw one of the operator's unused codes."""
@@ -390,19 +405,30 @@ class Switchboard:
         return {}
 
     def sessions(self, peer: Peer) -> dict:
-        """The operator's live codes."""
+        """The operator's live codes, and the customers waiting in their team's queue."""
         operator = self._require_operator(peer)
-        return {
-            "sessions": [
-                {
-                    "routing": s.routing,
-                    "state": s.state.value,
-                    "expires_at": s.expires_at,
-                    **({"ticket": s.ticket} if s.ticket else {}),
-                }
-                for s in self.router.sessions_of(operator.username)
-            ]
-        }
+        listed = []
+        for s in self.router.sessions_of(operator.username, operator.group):
+            item = {"routing": s.routing, "state": s.state.value, "expires_at": s.expires_at}
+            if s.ticket and (s.picked_up_by == operator.username or (not s.team and s.owner == operator.username)):
+                item["ticket"] = s.ticket
+            if s.team:
+                item.update(team=s.team, created_by=s.operator_name)
+            listed.append(item)
+        return {"sessions": listed}
+
+    def pick_up(self, peer: Peer, routing: str) -> dict:
+        """Take the customer waiting on a code; their ticket."""
+        operator = self._require_operator(peer)
+        session = self.router.pick_up(self._routing(routing), operator.username, operator.group)
+        self.record("pick-up", peer, operator.username, session.session_id)
+        self._update_session(session.session_id, picked_up_by=operator.username)
+        if session.team:
+            self.log.info("{who} picked up the customer on team code {tag}", who=operator.username, tag=session.tag)
+            for teammate in self._team_peers(session.team):
+                if teammate.operator.username != operator.username:
+                    teammate.events(commands.CustomerTaken, routing=session.routing, by=operator.display_name)
+        return {"ticket": session.ticket}
 
     def confirmation_failed(self, peer: Peer, routing: str) -> dict:
         """The console's report that the end-to-end confirmation failed."""
@@ -493,7 +519,7 @@ class Switchboard:
         session = self.router.get(routing)
         if session is None:
             raise UnknownCode("there is no session with this code (any more)")
-        if session.owner != operator.username:
+        if operator.username not in (session.owner, session.picked_up_by):
             self.record("transcript-refused", peer, "not the owner", session.session_id)
             raise NotYourSession("this code belongs to another operator")
         if session.paired_at is None:
@@ -595,7 +621,7 @@ class Switchboard:
             session = self.router.lookup(self._routing(routing))
             self.record("lookup", peer, session_id=session.session_id)
             return {
-                "operator_name": session.operator_name,
+                "operator_name": team_wording(session.team) if session.team else session.operator_name,
                 "organisation": self.config.organisation,
                 "terms_text": self._terms,
                 "terms_version": self.config.terms_version,
@@ -628,7 +654,12 @@ class Switchboard:
                 session.session_id, joined_at=self._wall(), agent_transport=peer.transport
             )
             self.log.info("customer joined code {tag}", tag=session.tag)
-            self._tell(session.owner, commands.CustomerWaiting, routing=session.routing, ticket=ticket)
+            if session.team:
+                for teammate in self._team_peers(session.team):
+                    teammate.events(commands.CustomerWaiting, routing=session.routing, team=session.team,
+                                    created_by=session.operator_name)
+            else:
+                self._tell(session.owner, commands.CustomerWaiting, routing=session.routing, ticket=ticket)
             return relay.agent
 
         return self._guarded(peer, "join", action)
@@ -677,8 +708,8 @@ class Switchboard:
             up=relay.bytes_to_operator,
             down=relay.bytes_to_agent,
         )
-        self._tell(
-            session.owner,
+        self._tell_session(
+            session,
             commands.SessionEnded,
             routing=session.routing,
             reason=reason,
@@ -690,7 +721,7 @@ class Switchboard:
         session = relay.session
         if self.router.agent_left(session, reason):
             self._record_end(session, relay.agent_peer, reason)
-            self._tell(session.owner, commands.CustomerLeft, routing=session.routing, reason=reason)
+            self._tell_session(session, commands.CustomerLeft, routing=session.routing, reason=reason)
 
     # -- IRouterListener ---------------------------------------------------
 
@@ -703,10 +734,27 @@ class Switchboard:
         relay = session.agent_leg.relay
         relay.close_unpaired(reason)
         self._record_end(session, relay.agent_peer, reason)
-        self._tell(session.owner, commands.CodeTimedOut, routing=session.routing, reason=reason)
+        self._tell_session(session, commands.CodeTimedOut, routing=session.routing, reason=reason)
 
     # -- events ------------------------------------------------------------
 
     def _tell(self, username: str, command, **arguments) -> None:
         for peer in list(self._online.get(username, ())):
             peer.events(command, **arguments)
+
+    def _team_peers(self, team: str) -> list[Peer]:
+        """The control connections of the operators of C{team} logged in now."""
+        return [p for peers in self._online.values() for p in peers if p.operator.group == team]
+
+    def _tell_session(self, session, command, **arguments) -> None:
+        """
+        Tell C{session}'s owner and whoever picked it up; for a team code
+        nobody picked up yet, the whole team (it left their queue).
+        """
+        told = {session.owner, session.picked_up_by}
+        for username in told - {None}:
+            self._tell(username, command, **arguments)
+        if session.team and session.picked_up_by is None:
+            for peer in self._team_peers(session.team):
+                if peer.operator.username not in told:
+                    peer.events(command, **arguments)

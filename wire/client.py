@@ -48,6 +48,10 @@ class GatewayClient(amp.AMP):
     def session_ended(self, **arguments):
         return self._event(commands.SessionEnded, **arguments)
 
+    @commands.CustomerTaken.responder
+    def customer_taken(self, **arguments):
+        return self._event(commands.CustomerTaken, **arguments)
+
     def hello(self, role: str, version: int = commands.PROTOCOL_VERSION):
         """Send C{Hello} for C{role}."""
         return self.callRemote(commands.Hello, version=version, role=role)

@@ -128,6 +128,10 @@ class NotYourSession(GatewayError):
     """The code belongs to another operator."""
 
 
+class NoTeam(GatewayError):
+    """A team code was asked for by an operator who is in no team."""
+
+
 class Busy(GatewayError):
     """The gateway is at a configured capacity limit."""
 
@@ -217,18 +221,20 @@ class Login(Command):
 
 class CreateSession(Command):
     """
-    Make a routing part for a new session owned by the logged-in operator.
+    Make a routing part for a new session owned by the logged-in operator
+    (with C{team}, one that waits in the queue of the operator's team).
     The console adds the secret part itself.
     """
 
-    arguments: list = []
+    arguments = [(b"team", Boolean(optional=True))]
     response = [
         (b"routing", Unicode()),
         (b"expires_at", Float()),
         (b"routing_length", Integer()),
         (b"secret_length", Integer()),
+        (b"team", Unicode(optional=True)),
     ]
-    errors = {**_OPERATOR_ERRORS, Busy: b"BUSY"}
+    errors = {**_OPERATOR_ERRORS, Busy: b"BUSY", NoTeam: b"NO_TEAM"}
 
 
 class CancelSession(Command):
@@ -257,11 +263,30 @@ class ListSessions(Command):
                     (b"state", Unicode()),
                     (b"expires_at", Float()),
                     (b"ticket", Unicode(optional=True)),
+                    (b"team", Unicode(optional=True)),
+                    (b"created_by", Unicode(optional=True)),
                 ]
             ),
         )
     ]
     errors = _OPERATOR_ERRORS
+
+
+class PickUp(Command):
+    """
+    Take the customer waiting on a code: one of the operator's own, or a
+    team code of their team that no teammate took first.  Answers the
+    one-time ticket for C{Attach}.
+    """
+
+    arguments = [(b"routing", Unicode())]
+    response = [(b"ticket", Unicode())]
+    errors = {
+        **_OPERATOR_ERRORS,
+        **_CODE_ERRORS,
+        CodeBusy: b"CODE_BUSY",
+        NotYourSession: b"NOT_YOUR_SESSION",
+    }
 
 
 class Lookup(Command):
@@ -366,9 +391,25 @@ class ReportProblem(Command):
 
 
 class CustomerWaiting(Command):
-    """A customer joined one of the operator's codes; here is the ticket."""
+    """
+    A customer joined one of the operator's codes (here is the ticket), or
+    a team code of the operator's team (no ticket: the first teammate to
+    send C{PickUp} gets it).
+    """
 
-    arguments = [(b"routing", Unicode()), (b"ticket", Unicode())]
+    arguments = [
+        (b"routing", Unicode()),
+        (b"ticket", Unicode(optional=True)),
+        (b"team", Unicode(optional=True)),
+        (b"created_by", Unicode(optional=True)),
+    ]
+    requiresAnswer = False
+
+
+class CustomerTaken(Command):
+    """A teammate picked up the customer waiting on a team code."""
+
+    arguments = [(b"routing", Unicode()), (b"by", Unicode())]
     requiresAnswer = False
 
 
