@@ -185,37 +185,28 @@ class _Picture:
 
 class _Canvas:
     """
-    The picture being encoded, turned into RGB images a band at a time: the
-    rows of one row of tiles across a region (x, y, width, height) are
-    converted at the first crop inside them; a crop inside no band is
-    converted alone.
+    The picture being encoded (rows of 32-bit B, G, R, X pixels): colours
+    are counted on a view of it that Pillow takes for R, G, B, X (no copy,
+    no conversion; the colours come out as (b, g, r, x)), and only the
+    pieces that are encoded are turned into RGB images.
     """
 
-    def __init__(self, rows, regions, tile_size: int):
+    def __init__(self, rows):
         self.rows = rows
-        self._regions = list(regions)
-        self._tile_size = tile_size
-        self._converted: dict[tuple, Image.Image] = {}
+        self._view = None
+
+    def colours(self, box, limit: int):
+        """
+        The colours of C{box} (left, top, right, bottom) as C{getcolors}
+        lists them, (count, (b, g, r, x)), or C{None} if more than C{limit}.
+        """
+        if self._view is None:
+            height, width = self.rows.shape
+            self._view = Image.frombuffer("RGBX", (width, height), np.ascontiguousarray(self.rows), "raw", "RGBX", 0, 1)
+        return self._view.crop(box).getcolors(limit)
 
     def crop(self, box) -> Image.Image:
         """The rectangle C{box} (left, top, right, bottom) as an RGB image."""
-        x0, y0, x1, y1 = box
-        top = y0 // self._tile_size * self._tile_size
-        if y1 <= top + self._tile_size:
-            for rx, ry, rw, rh in self._regions:
-                if rx <= x0 and ry <= y0 and x1 <= rx + rw and y1 <= ry + rh:
-                    band = (rx, max(top, ry), rx + rw, min(top + self._tile_size, ry + rh))
-                    image = self._converted.get(band)
-                    if image is None:
-                        image = self._converted[band] = self._convert(band)
-                    return image.crop((x0 - band[0], y0 - band[1], x1 - band[0], y1 - band[1]))
-        return self._convert(box)
-
-    def colours(self, box, limit: int):
-        """The colours of C{box} as C{getcolors} lists them, or C{None} if more than C{limit}."""
-        return self.crop(box).getcolors(limit)
-
-    def _convert(self, box) -> Image.Image:
         x0, y0, x1, y1 = box
         part = np.ascontiguousarray(self.rows[y0:y1, x0:x1])
         return Image.frombuffer("RGB", (x1 - x0, y1 - y0), part, "raw", "BGRX", 0, 1)
@@ -347,8 +338,7 @@ class FrameDiffer:
         changed rows of each of its strips), left edges on the grid.
         """
         height, width = current.shape
-        image = _Canvas(current, [(0, 0, width, height)] if old is None else [r[:4] for r in regions],
-                        self.settings.tile_size)
+        image = _Canvas(current)
         if old is None:
             copies, pending = [], self._full(image, width, height)
         else:
@@ -487,7 +477,7 @@ class FrameDiffer:
         runs: dict[tuple, list[tuple[int, int]]] = {}  # (y, height, dx, dy) -> strips' x ranges
         pending = []
         for x, y, w, h, changed in regions:
-            explained = [explained_strips(old, new, (x, y, w, h), shift, ts) for shift in shifts]
+            explained = self._explained(old, new, (x, y, w, h), changed, shifts)
             base = bases.get((x, y))
             if base is None:
                 base = old[y : y + h, x : x + w]
@@ -504,15 +494,41 @@ class FrameDiffer:
                     starts = np.flatnonzero(np.diff(bands, prepend=-1))
                     ends = np.append(starts[1:], len(encode)) - 1
                     for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
-                        columns = np.flatnonzero((base[a - y : b + 1 - y, x0 - x : x1 - x]
-                                                  != now[a - y : b + 1 - y, x0 - x : x1 - x]).any(axis=0))
-                        left, right = (x0 + int(columns[0]), x0 + int(columns[-1]) + 1) if len(columns) else (x0, x1)
-                        pending.append(self._classify(image, left, a, right - left, b + 1 - a))
+                        piece = self._classify(image, x0, a, x1 - x0, b + 1 - a)
+                        if piece.lossless:  # (a photograph's pieces changed all over)
+                            columns = np.flatnonzero((base[a - y : b + 1 - y, x0 - x : x1 - x]
+                                                      != now[a - y : b + 1 - y, x0 - x : x1 - x]).any(axis=0))
+                            if len(columns):
+                                piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
+                        pending.append(piece)
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
             for x0, x1 in _merge_ranges(ranges):
                 copies.append(Tile(x0, y, x1 - x0, h, wt.COPY, wt.copy_data(x0 - dx, y - dy)))
         return copies, pending
+
+    def _explained(self, old, new, region, changed, shifts) -> list:
+        """
+        Per shift, L{explained_strips} for C{region}, computed only over the
+        rows between the first and the last changed row that no shift
+        before it explains (C{False} elsewhere): the first shift of a
+        scrolled page explains all of it but the new lines.
+        """
+        x, y, w, h = region
+        left = [rows - y for rows in changed]
+        out = []
+        for shift in shifts:
+            explained = np.zeros((h, len(changed)), dtype=bool)
+            out.append(explained)
+            present = [rows for rows in left if len(rows)]
+            if not present:
+                continue
+            top = min(int(rows[0]) for rows in present)
+            bottom = max(int(rows[-1]) for rows in present) + 1
+            explained[top:bottom] = explained_strips(old, new, (x, y + top, w, bottom - top), shift,
+                                                     self.settings.tile_size)
+            left = [rows[~explained[rows, i]] for i, rows in enumerate(left)]
+        return out
 
     def _strip_runs(self, rows, top, explained, shifts):
         """
@@ -622,8 +638,7 @@ class FrameDiffer:
             encoding, data, region = wt.PNG, None, None
             colours = p.colours
             if colours is None:  # a merged band, or a tile on a shared window's border
-                region = image.crop(box)
-                colours = region.getcolors(s.palette_colours)
+                colours = image.colours(box, s.palette_colours)
             if colours is not None and len(colours) <= s.palette_colours:
                 data = _palette_png(image.pixels(box), colours, s.png_level)
             if data is None:
@@ -841,11 +856,12 @@ def copy_runs(changed, explained, min_rows: int):
 def _palette_png(pixels, colours, level: int) -> bytes | None:
     """
     A palette PNG of C{pixels} (rows of 32-bit B, G, R, X pixels) whose
-    colours are C{colours} (as Pillow's C{getcolors} lists them: (count,
-    (r, g, b)), at most 256), or C{None} if a pixel's colour is not among
-    them.  The palette holds exactly those colours, so the PNG is exact.
+    colours are among C{colours} ((count, (b, g, r, x)) as
+    L{_Canvas.colours} lists them, at most 256), or C{None} if a pixel's
+    colour is not among them.  The palette holds only those colours, so
+    the PNG is exact.
     """
-    keys = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], dtype=np.uint32))
+    keys = np.unique(np.array([(c[2] << 16) | (c[1] << 8) | c[0] for _, c in colours], dtype=np.uint32))
     if not 0 < len(keys) <= 256:
         return None
     found = pixels & np.uint32(0xFFFFFF)
