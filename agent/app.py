@@ -24,7 +24,7 @@ from agent.session import AgentSession
 from agent.session_log import SessionLog
 from agent.summary import SummaryFrame
 from agent.terms_window import TermsFrame, WhoIsWaiting
-from wire import commands, ladder, logs
+from wire import codes, commands, ladder, logs
 from wire import session_commands as sc
 from wire.tkbridge import Bridge
 
@@ -145,7 +145,9 @@ class AgentApp:
         # The panel exists before the session does, and for as long as it does.
         self.panel = Panel(self.root, who.operator_name, who.organisation, _PanelActions(self))
         self.panel.bind("<Destroy>", self._panel_destroyed)
-        self.panel.badge.configure(text=f"Connected {wording.WAYS.get(self._way, '')}; waiting for {who.operator_name}…")
+        # An operator who did not make the code (a team's) asks the customer to read it out.
+        self.panel.badge.configure(text=f"Connected {wording.WAYS.get(self._way, '')}; waiting for {who.operator_name}…\n"
+                                        f"Your code: {codes.display(self._code)}")
         self.root.withdraw()
         self.bridge.run(self._join, failed=self._join_failed)
 

@@ -39,7 +39,7 @@ class Panel(tk.Toplevel):
 
         ttk.Label(self, text=operator, font=("TkDefaultFont", 12, "bold")).pack(anchor="w")
         ttk.Label(self, text=organisation).pack(anchor="w")
-        self.badge = tk.Label(self, text="Checking the code…", fg="#555555")
+        self.badge = tk.Label(self, text="Checking the code…", fg="#555555", justify="left")
         self.badge.pack(anchor="w", pady=(2, 4))
         self.activity = tk.Label(self, text="", fg=RED, font=("TkDefaultFont", 10, "bold"), justify="left", wraplength=300)
         self.activity.pack(anchor="w")

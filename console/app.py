@@ -16,7 +16,7 @@ import attrs
 from twisted.internet import defer, task, threads
 
 from console import login_window, main_window
-from console.desk import Desk
+from console.desk import Desk, read_out_code
 from console.login_window import CAFileProblem, CertificateNotVerified, LoginFrame, LoginRequest
 from console.main_window import MainWindow
 from console.session_tap import SessionTap
@@ -85,6 +85,8 @@ def _events(desk_event):
         return routing, main_window.EXPIRED if arguments.get("reason") == "expired" else main_window.NOT_PICKED_UP
     if command is commands.SessionEnded:
         return routing, main_window.ENDED
+    if command is commands.CustomerTaken:
+        return routing, main_window.TAKEN
     return routing, None
 
 
@@ -239,7 +241,8 @@ class ConsoleApp:
         self.login.destroy()
         self.login = None
         if self.main is None:
-            self.main = MainWindow(self.root, self.identity.display_name, self, clock=self.clock)
+            self.main = MainWindow(self.root, self.identity.display_name, self, clock=self.clock,
+                                   team=self.identity.group)
         self.main.pack(fill="both", expand=True)
         self.main.set_enabled(True)
         self.main.update_title()
@@ -269,7 +272,9 @@ class ConsoleApp:
         if self.main is None or state is None:
             return
         if state == main_window.CUSTOMER_WAITING:
-            self.main.customer_waiting(routing)
+            self.main.customer_waiting(routing, arguments.get("team") or "", arguments.get("created_by") or "")
+        elif state == main_window.TAKEN:
+            self.main.customer_taken(routing, arguments["by"])
         else:
             self.main.set_state(routing, state)
         if state == main_window.ENDED:
@@ -277,21 +282,23 @@ class ConsoleApp:
 
     # -- the desk window's actions (Tk thread) ---------------------------------------------------------
 
-    def new_session(self) -> None:
-        self.bridge.run(self.desk.new_code, done=self.main.code_made,
+    def new_session(self, team: bool = False) -> None:
+        self.bridge.run(self.desk.new_code, team, done=self.main.code_made,
                         failed=lambda e: self.main.new_session_failed(f"No new code: {e}"))
 
     def cancel(self, routing: str) -> None:
         self.bridge.run(self.desk.cancel, routing, done=lambda _: self.main.cancelled(routing),
                         failed=lambda e: self.main.cancel_failed(f"The code was not cancelled: {e}"))
 
-    def pick_up(self, routing: str) -> None:
+    def pick_up(self, routing: str, secret: str | None = None) -> None:
+        """Pick up the customer on C{routing} (a teammate's code: with the last part the customer read out)."""
         SessionWindow = session_window_class()
         if SessionWindow is None:
             self.main.pick_up_failed(routing, "This console has no session window installed.")
             return
-        live = self.main.codes[routing]["live"]
-        window = SessionWindow(self.root, self.bridge, f"customer on code {live.display()}")
+        entry = self.main.codes.get(routing)
+        shown = entry["live"].display() if entry else codes.display(read_out_code(routing, secret))
+        window = SessionWindow(self.root, self.bridge, f"customer on code {shown}")
         self.windows[routing] = window
         self.main.picked_up(routing)
 
@@ -313,10 +320,13 @@ class ConsoleApp:
             except tk.TclError:
                 pass
             if isinstance(error, KeyError):
-                message = f"The customer on {live.display()} is no longer waiting."
+                message = f"The customer on {shown} is no longer waiting."
                 self.main.set_state(routing, main_window.CUSTOMER_LEFT)
+            elif isinstance(error, commands.CodeBusy):
+                message = f"The customer on {shown} was not picked up: {error}."
+                self.main.set_state(routing, main_window.TAKEN)
             else:
-                message = f"Could not pick up the customer on {live.display()}: {error}"
+                message = f"Could not pick up the customer on {shown}: {error}"
             self.main.pick_up_failed(routing, message)
 
         def ended(session):
@@ -334,7 +344,7 @@ class ConsoleApp:
             tap.session = session
             attached(session)
 
-        self.bridge.run(self.desk.pick_up, routing, tap, done=attached_and_tapped, failed=failed)
+        self.bridge.run(self.desk.pick_up, routing, tap, secret, done=attached_and_tapped, failed=failed)
 
     # -- recording and transcripts --------------------------------------------------------------------
 

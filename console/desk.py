@@ -1,9 +1,13 @@
 """
 The operator's desk: the console's control connection to the gateway.  It
 logs in (getting a short-lived operator certificate for a fresh key), makes
-codes (adding the secret part, which never goes to the gateway), hears of
-customers waiting, and picks them up on a data connection as a
-L{ConsoleSession}.
+codes (adding the secret part, which never goes to the gateway), for the
+operator or for their team, hears of customers waiting, and picks them up
+on a data connection as a L{ConsoleSession}.
+
+A teammate's team code: the secret part is only in the console that made
+it (and with the customer), so whoever else picks it up types it in,
+read to them by the customer.
 """
 
 import json
@@ -30,6 +34,7 @@ class LiveCode:
     routing: str
     secret: str = attrs.field(repr=False)
     expires_at: float
+    team: str = ""  # the team whose queue it waits in; "" for the operator's own
 
     def code(self) -> str:
         """The whole code."""
@@ -38,6 +43,22 @@ class LiveCode:
     def display(self) -> str:
         """The code as read out, e.g. C{K7QM-4XZ}."""
         return codes.display(self.code())
+
+
+def read_out_code(routing: str, typed: str) -> str:
+    """
+    The whole code of C{routing} with the last part C{typed} as the
+    customer read it out (the whole code read out is taken too).
+
+    @raise codes.InvalidCode: if C{typed} is not a code's part, or too short.
+    """
+    secret = codes.normalise(typed)
+    if secret.startswith(routing) and len(secret) >= len(routing) + MINIMUM_SECRET_LENGTH:
+        secret = secret[len(routing):]
+    if len(secret) < MINIMUM_SECRET_LENGTH:
+        raise codes.InvalidCode(
+            f"the last part of a code has at least {MINIMUM_SECRET_LENGTH} characters; ask the customer to read it again")
+    return routing + secret
 
 
 class Desk:
@@ -61,7 +82,7 @@ class Desk:
         self.certificate_pem: bytes | None = None
         self._key_pem: bytes | None = None
         self.codes: dict[str, LiveCode] = {}
-        self.waiting: dict[str, str] = {}  # routing part → ticket
+        self.waiting: dict[str, str | None] = {}  # routing part → ticket (None: ask with PickUp)
 
     async def login(self, username: str, password: str, totp: str = "", new_password: str = "") \
             -> identity.OperatorIdentity:
@@ -83,13 +104,16 @@ class Desk:
         self.identity = identity.read_identity(x509.load_pem_x509_certificate(self.certificate_pem))
         return self.identity
 
-    async def new_code(self) -> LiveCode:
-        """A new code: the gateway's routing part and a secret part of our own."""
-        created = await self.control.callRemote(commands.CreateSession)
+    async def new_code(self, team: bool = False) -> LiveCode:
+        """
+        A new code: the gateway's routing part and a secret part of our
+        own; with C{team}, one that waits in the queue of our team.
+        """
+        created = await self.control.callRemote(commands.CreateSession, **({"team": True} if team else {}))
         # The gateway says how long the secret part should be, but a gateway
         # must never be able to shorten it below what makes guessing hopeless.
         length = max(created["secret_length"], MINIMUM_SECRET_LENGTH)
-        live = LiveCode(created["routing"], codes.random_part(length), created["expires_at"])
+        live = LiveCode(created["routing"], codes.random_part(length), created["expires_at"], created["team"] or "")
         self.codes[live.routing] = live
         return live
 
@@ -100,20 +124,28 @@ class Desk:
 
     def _event(self, command, arguments) -> None:
         if command is commands.CustomerWaiting:
-            self.waiting[arguments["routing"]] = arguments["ticket"]
-        elif command in (commands.CustomerLeft, commands.CodeTimedOut):
+            self.waiting[arguments["routing"]] = arguments.get("ticket")
+        elif command in (commands.CustomerLeft, commands.CodeTimedOut, commands.CustomerTaken):
             self.waiting.pop(arguments["routing"], None)
         self._events(command, arguments)
 
-    async def pick_up(self, routing: str, ui) -> ConsoleSession:
+    def whole_code(self, routing: str, secret: str | None = None) -> str:
+        """The whole code of C{routing}: ours, or with C{secret} (see L{read_out_code})."""
+        live = self.codes.get(routing)
+        return live.code() if live is not None else read_out_code(routing, secret or "")
+
+    async def pick_up(self, routing: str, ui, secret: str | None = None) -> ConsoleSession:
         """
         Attach to the customer waiting on C{routing}; the returned session
-        confirms the code with their agent next.
+        confirms the code with their agent next.  For a teammate's team
+        code, C{secret} is the last part as the customer read it out.
         """
-        live = self.codes[routing]
+        code = self.whole_code(routing, secret)
         ticket = self.waiting.pop(routing)
+        if ticket is None:
+            ticket = (await self.control.callRemote(commands.PickUp, routing=routing))["ticket"]
         session = ConsoleSession(
-            self.clock, ui, live.code(), self.certificate_pem, self._key_pem, self.receive_directory,
+            self.clock, ui, code, self.certificate_pem, self._key_pem, self.receive_directory,
             lambda: self._report_failure(routing), self.limits,
         )
         data = await self._connect(None)

@@ -1,12 +1,15 @@
 """
 The operator's desk window: "New session" (Alt+N) makes a code and shows it
-large as C{XXXX-XXX} with a live countdown and a Copy button (Alt+C); the
-list of this operator's codes and their states, with Cancel code (Alt+A
-or Delete; Remove, Alt+R, for a finished one); the queue of customers
-waiting, with Pick up (Alt+P, Return or a double click; with no row
-selected, Alt+P picks up whoever has waited longest).  A customer joining
-rings the bell, highlights their row, counts them in the window title and
-shows a message for a while.
+large as C{XXXX-XXX} with a live countdown and a Copy button (Alt+C); "New
+team session" (Alt+T, for an operator in a team) makes one that waits in
+the whole team's queue; the list of this operator's codes and their
+states, with Cancel code (Alt+A or Delete; Remove, Alt+R, for a finished
+one); the queue of customers waiting (on our codes and on our team's),
+with Pick up (Alt+P, Return or a double click; with no row selected, Alt+P
+picks up whoever has waited longest; a teammate's code asks for its last
+part, which the customer reads out).  A customer joining rings the bell,
+highlights their row, counts them in the window title and shows a message
+for a while; a teammate picking one up takes the row away and says so.
 
 It only draws: every action goes to C{actions} (the app), which does the
 network work through the bridge and calls back here on the Tk thread.
@@ -16,6 +19,8 @@ import time
 import tkinter as tk
 from tkinter import ttk
 
+from console.secret_prompt import SecretPrompt
+
 # A code's states, as the operator reads them.
 WAITING_FOR_CUSTOMER = "waiting for customer"
 CUSTOMER_WAITING = "customer waiting"
@@ -24,7 +29,8 @@ EXPIRED = "expired"
 CUSTOMER_LEFT = "customer left"
 NOT_PICKED_UP = "not picked up in time"
 ENDED = "ended"
-FINISHED = (EXPIRED, CUSTOMER_LEFT, NOT_PICKED_UP, ENDED)
+TAKEN = "picked up by a teammate"
+FINISHED = (EXPIRED, CUSTOMER_LEFT, NOT_PICKED_UP, ENDED, TAKEN)
 
 TITLE = "Ponte console"
 HIGHLIGHT = "#ffe58a"
@@ -38,18 +44,21 @@ def countdown(seconds: float) -> str:
 
 class MainWindow(ttk.Frame):
     """
-    The desk.  C{actions} has C{new_session()}, C{cancel(routing)},
-    C{pick_up(routing)} and C{set_title(text)}; C{clock()} is the wall clock
-    the codes' expiry times are on.
+    The desk.  C{actions} has C{new_session(team)}, C{cancel(routing)},
+    C{pick_up(routing, secret=None)} and C{set_title(text)}; C{clock()} is
+    the wall clock the codes' expiry times are on; C{team} the operator's
+    team ("" for none).
     """
 
-    def __init__(self, parent, operator: str, actions, clock=time.time):
+    def __init__(self, parent, operator: str, actions, clock=time.time, team: str = ""):
         super().__init__(parent, padding=(16, 12))
         self.operator = operator
         self.actions = actions
         self.clock = clock
+        self.team = team
         self.codes = {}  # routing → {"live": LiveCode, "state": str}
         self.queue = {}  # routing → the time the customer joined
+        self.teammates = {}  # routing → who made it, for team codes in the queue that are not ours
         self.shown = None  # the routing part of the code shown large
         self._banner_timer = None
         self._banner_about = None
@@ -59,7 +68,13 @@ class MainWindow(ttk.Frame):
         top.pack(fill="x")
         self.new_button = ttk.Button(top, text="New session", underline=0, command=self.new_session)
         self.new_button.pack(side="left")
-        ttk.Label(top, text="Alt+N makes a code to read to the customer.", foreground="#555555").pack(side="left", padx=10)
+        self.team_button = ttk.Button(top, text="New team session", underline=4,
+                                      command=lambda: self.new_session(team=True))
+        if team:
+            self.team_button.pack(side="left", padx=(6, 0))
+        hint = f"Alt+N makes a code to read to the customer; Alt+T one any of {team} can pick up." if team else \
+            "Alt+N makes a code to read to the customer."
+        ttk.Label(top, text=hint, foreground="#555555").pack(side="left", padx=10)
         ttk.Button(top, text="Report a problem", underline=3, command=lambda: self.actions.report_problem()).pack(side="right")
         ttk.Button(top, text="Replay a recording…", underline=5, command=lambda: self.actions.replay()).pack(
             side="right", padx=6)
@@ -105,6 +120,8 @@ class MainWindow(ttk.Frame):
         self._keys = {"<Alt-n>": self.new_session, "<Alt-c>": self.copy, "<Alt-a>": self.cancel_selected,
                       "<Alt-r>": self.cancel_selected,
                       "<Alt-p>": self.pick_up_selected}
+        if team:
+            self._keys["<Alt-t>"] = lambda: self.new_session(team=True)
         for key, action in self._keys.items():
             toplevel.bind(key, lambda event, action=action: action())
         self.bind("<Destroy>", self._destroyed)
@@ -137,11 +154,12 @@ class MainWindow(ttk.Frame):
 
     # -- actions -------------------------------------------------------------------------
 
-    def new_session(self) -> None:
+    def new_session(self, team: bool = False) -> None:
         if str(self.new_button["state"]) == "disabled":
             return
         self.new_button.configure(state="disabled")
-        self.actions.new_session()
+        self.team_button.configure(state="disabled")
+        self.actions.new_session(team)
 
     def copy(self) -> None:
         """Put the code shown large on the clipboard, as read out (C{XXXX-XXX})."""
@@ -170,7 +188,11 @@ class MainWindow(ttk.Frame):
         if routing is None or routing not in self.queue:
             return
         self.queue_list.item(routing, tags=())
-        self.actions.pick_up(routing)
+        if routing in self.codes:
+            self.actions.pick_up(routing)
+        else:
+            SecretPrompt(self, routing, self.teammates.get(routing, "A teammate"),
+                         lambda secret: self.actions.pick_up(routing, secret))
 
     def _double_click(self, event) -> None:
         row = self.queue_list.identify_row(event.y)
@@ -204,7 +226,7 @@ class MainWindow(ttk.Frame):
 
     def code_made(self, live) -> None:
         """A new code: show it large and list it."""
-        self.new_button.configure(state="normal")
+        self.set_enabled(True)
         self.codes[live.routing] = {"live": live, "state": WAITING_FOR_CUSTOMER}
         self.codes_list.insert("", 0, iid=live.routing, values=(live.display(), WAITING_FOR_CUSTOMER, ""))
         self.show_large(live.routing)
@@ -214,7 +236,7 @@ class MainWindow(ttk.Frame):
         self._refresh()
 
     def new_session_failed(self, message: str) -> None:
-        self.new_button.configure(state="normal")
+        self.set_enabled(True)
         self.flash(message, seconds=8)
 
     def show_large(self, routing: str) -> None:
@@ -228,6 +250,9 @@ class MainWindow(ttk.Frame):
         """A code's state changed."""
         entry = self.codes.get(routing)
         if entry is None:
+            if state != CUSTOMER_WAITING:
+                # A teammate's code in our queue.
+                self._leave_queue(routing)
             return
         entry["state"] = state
         tags = ("finished",) if state in FINISHED else ("customer",) if state == CUSTOMER_WAITING else ()
@@ -238,21 +263,36 @@ class MainWindow(ttk.Frame):
             self._code_selected()
         self._refresh()
 
-    def customer_waiting(self, routing: str) -> None:
-        """A customer joined one of our codes: tell the operator."""
-        if routing not in self.codes:
+    def customer_waiting(self, routing: str, team: str = "", created_by: str = "") -> None:
+        """A customer joined one of our codes, or one of our team's: tell the operator."""
+        ours = routing in self.codes
+        if not ours and not team:
             return
         self.queue[routing] = self.clock()
+        display = self.codes[routing]["live"].display() if ours else f"{routing}-…"
+        if not ours:
+            self.teammates[routing] = created_by
         if not self.queue_list.exists(routing):
-            display = self.codes[routing]["live"].display()
-            self.queue_list.insert("", "end", iid=routing, values=(display, "0:00", "yours"), tags=("new",))
-        self.set_state(routing, CUSTOMER_WAITING)
+            where = ("team" if team else "yours") if ours else f"team ({created_by})"
+            self.queue_list.insert("", "end", iid=routing, values=(display, "0:00", where), tags=("new",))
+        if ours:
+            self.set_state(routing, CUSTOMER_WAITING)
         # Highlighted until the operator selects or picks up the row.
         self.queue_list.item(routing, tags=("new",))
         self._queue_selected()
         self.bell()
-        self.flash(f"A customer is waiting on code {self.codes[routing]['live'].display()} — Alt+P picks them up.", seconds=10, about=routing)
+        self.flash(f"A customer is waiting on {'' if ours else 'team '}code {display} — Alt+P picks them up.",
+                   seconds=10, about=routing)
         self.update_title()
+
+    def customer_taken(self, routing: str, by: str) -> None:
+        """A teammate picked up the customer on a team code."""
+        if routing not in self.queue and routing not in self.codes:
+            return
+        display = self.codes[routing]["live"].display() if routing in self.codes else f"{routing}-…"
+        self._leave_queue(routing)
+        self.set_state(routing, TAKEN)
+        self.flash(f"{by} picked up the customer on code {display}.", seconds=6, highlight=False)
 
     def cancelled(self, routing: str) -> None:
         self.remove_code(routing)
@@ -274,6 +314,7 @@ class MainWindow(ttk.Frame):
         self._code_selected()
 
     def picked_up(self, routing: str) -> None:
+        self._leave_queue(routing)
         self.set_state(routing, IN_SESSION)
 
     def pick_up_failed(self, routing: str, message: str) -> None:
@@ -282,6 +323,7 @@ class MainWindow(ttk.Frame):
     def _leave_queue(self, routing: str) -> None:
         if self._banner_about == routing:
             self._hide_banner()
+        self.teammates.pop(routing, None)
         if self.queue.pop(routing, None) is not None:
             if self.queue_list.exists(routing):
                 self.queue_list.delete(routing)
@@ -311,7 +353,8 @@ class MainWindow(ttk.Frame):
 
     def set_enabled(self, enabled: bool) -> None:
         """Allow or refuse new codes (while disconnected)."""
-        self.new_button.configure(state="normal" if enabled else "disabled")
+        for button in (self.new_button, self.team_button):
+            button.configure(state="normal" if enabled else "disabled")
 
     # -- the clock ---------------------------------------------------------------------------
 

@@ -217,6 +217,8 @@ async def to_panel(testcase, extra=(), **gateway_options):
     testcase.assertNotIn(live.routing, desk.waiting, "nothing joins before Accept")
     await agent.keys(window, "alt+a")
     await support.wait_for(lambda: live.routing in desk.waiting)
+    # Waiting for the operator: the panel shows the code (a teammate may ask for it).
+    await agent.screenshot("2b-panel-waiting")
     console_ui = ConsoleUI()
     console = await desk.pick_up(live.routing, console_ui)
     testcase.addCleanup(lambda: console.close() or console.ended)

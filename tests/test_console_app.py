@@ -364,6 +364,48 @@ class DeskTests(_ConsoleTest):
         self.fail("no second code")
 
 
+class TeamQueueTests(_ConsoleTest):
+    """Bob's console picks up a customer on a team code Alice's desk made."""
+
+    join = DeskTests.join
+    TEAM = (("alice", "Alice Agostini", False, "Helpdesk"), ("bob", "Bob Berg", False, "Helpdesk"))
+
+    async def test_a_teammate_picks_up_with_the_code_the_customer_reads_out(self):
+        console = self.start(operators=self.TEAM)
+        window = await self.log_in(console, username="bob")
+        await console.window("^Ponte console .*Bob Berg$")
+        await console.wait_for_text("New team session")
+        alice_events = []
+        alice = await session_support.logged_in_desk(self, self.gateway, "alice")
+        alice._events = lambda command, arguments: alice_events.append((command, arguments))
+        live = await alice.new_code(team=True)
+        self.assertEqual(live.team, "Helpdesk")
+        agent, agent_ui, joined = await self.join(live.code())
+        texts = await console.wait_for_text("A customer is waiting on team code")
+        row = next(t for t in texts if t.startswith(f"{live.routing}-"))
+        self.assertIn("team (Alice Agostini)", row)
+        await console.screenshot("console-9b-team-queue")
+        await console.keys(window, "alt+p")
+        prompt = await console.window(f"^Pick up code {live.routing}$")
+        await console.type(prompt, "x")
+        await console.keys(prompt, "Return")
+        await console.wait_for_text("That is not it")
+        await console.keys(prompt, "BackSpace")
+        await console.type(prompt, live.secret.lower())
+        await console.screenshot("console-9c-team-pick-up")
+        await console.keys(prompt, "Return")
+        await joined
+        await agent_ui.next("verified")
+        await console.window(f"customer on code {live.display()}")
+        # Alice's desk heard who took it.
+        for _ in range(50):
+            taken = [a for c, a in alice_events if c is commands.CustomerTaken]
+            if taken:
+                break
+            await deferLater(0.1)
+        self.assertEqual([(a["routing"], a["by"]) for a in taken], [(live.routing, "Bob Berg")])
+
+
 class RecordedSessionTests(_ConsoleTest):
     """A session recorded by the console program, replayed and exported; its transcript stored."""
 
