@@ -51,11 +51,12 @@ async def logged_in_desk(testcase, gateway: support.RunningGateway, username="al
 
 
 async def start(testcase, gateway=None, desk=None, typed=None, agent_ui=None, console_ui=None,
-                agent_ca=None, verified=True, live=None, receive_directory=None) -> Session:
+                agent_ca=None, verified=True, live=None, receive_directory=None, pick_up_secret=None) -> Session:
     """
     Run a session up to "verified" (or, with C{verified=False}, up to the
     pick-up).  C{live} is the code to use (default: a new one); C{typed}
-    makes what the customer types from it (default: the right code).
+    makes what the customer types from it (default: the right code);
+    C{pick_up_secret} is the last part a teammate's C{desk} is read out.
     """
     gateway = gateway or support.RunningGateway(testcase)
     desk = desk or await logged_in_desk(testcase, gateway)
@@ -69,7 +70,7 @@ async def start(testcase, gateway=None, desk=None, typed=None, agent_ui=None, co
     agent = AgentSession(reactor, agent_ui, platform, typed_code, agent_ca or operator_ca(gateway))
     joined = defer.ensureDeferred(agent.join(connection, live.routing))
     await support.wait_for(lambda: live.routing in desk.waiting)
-    console = await desk.pick_up(live.routing, console_ui)
+    console = await desk.pick_up(live.routing, console_ui, pick_up_secret)
     await joined
     testcase.addCleanup(lambda: agent.close() or agent.ended)
     testcase.addCleanup(lambda: console.close() or console.ended)

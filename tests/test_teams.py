@@ -139,3 +139,35 @@ class PrivateCodeTests(unittest.TestCase):
         erin, _ = h.log_in("erin")
         message = h.error(erin, commands.NoTeam, commands.CreateSession, team=True)
         self.assertIn("in no team", message)
+
+
+class TeamDeskTests(unittest.TestCase):
+    """The console's desk on a real gateway: team codes through to a verified session."""
+
+    timeout = 60
+    OPERATORS = (("alice", "Alice Agostini", False, TEAM), ("bob", "Bob Berg", False, TEAM))
+
+    async def test_the_maker_picks_up_their_own_team_code(self):
+        from tests import session_support
+
+        gateway = support.RunningGateway(self, operators=self.OPERATORS)
+        desk = await session_support.logged_in_desk(self, gateway)
+        live = await desk.new_code(team=True)
+        self.assertEqual(live.team, TEAM)
+        session = await session_support.start(self, gateway, desk, live=live)
+        self.assertEqual(session.console.state, "verified")
+
+    async def test_a_teammate_who_was_read_the_wrong_code_fails_the_confirmation(self):
+        from console.desk import read_out_code
+        from tests import session_support
+
+        gateway = support.RunningGateway(self, operators=self.OPERATORS)
+        alice = await session_support.logged_in_desk(self, gateway)
+        bob = await session_support.logged_in_desk(self, gateway, "bob")
+        live = await alice.new_code(team=True)
+        wrong = "".join("X" if c != "X" else "Y" for c in live.secret)
+        self.assertEqual(read_out_code(live.routing, f"{live.routing}-{live.secret.lower()}"), live.code())
+        session = await session_support.start(self, gateway, bob, live=live, verified=False,
+                                              pick_up_secret=wrong)
+        (message,) = await session.console_ui.next("alarm")
+        self.assertIn("code", message)
