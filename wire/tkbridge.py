@@ -20,11 +20,23 @@ class Bridge:
 
     log = logs.logger(__name__)
 
-    def __init__(self, root, reactor, interval_ms: int = 15, batch: int = 200):
+    def __init__(self, root, reactor, interval_ms: int = 15, batch: int = 200, busy_interval_ms: int = 3,
+                 busy_passes: int = 10):
+        """
+        @param interval_ms: how often an idle Tk thread looks at the queue.
+        @param busy_interval_ms: how often while things arrive (a screen
+            being shared): the wait adds to every update's latency, and a
+            long one makes several frames land in one redraw.
+        @param busy_passes: empty looks at the busy pace before going back
+            to the idle one.
+        """
         self.root = root
         self.reactor = reactor
         self.interval_ms = interval_ms
+        self.busy_interval_ms = busy_interval_ms
+        self.busy_passes = busy_passes
         self.batch = batch
+        self._quiet = busy_passes  # empty passes since the last call: start idle
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._draining = None
@@ -93,16 +105,23 @@ class Bridge:
         self._queue.put((function, args))
 
     def _drain(self) -> None:
-        for _ in range(self.batch):
+        done = 0
+        for done in range(1, self.batch + 1):
             try:
                 function, args = self._queue.get_nowait()
             except queue.Empty:
+                done -= 1
                 break
             try:
                 function(*args)
             except Exception:
                 self.log.failure("a window update failed")
-        self._draining = self.root.after(self.interval_ms, self._drain)
+        self._quiet = 0 if done else self._quiet + 1
+        self._draining = self.root.after(self.next_interval(), self._drain)
+
+    def next_interval(self) -> int:
+        """Milliseconds until the next look at the queue: short while busy, longer when idle."""
+        return self.busy_interval_ms if self._quiet < self.busy_passes else self.interval_ms
 
 
 def open_root(class_name: str):
