@@ -116,6 +116,7 @@ class ConsoleApp:
         self.keepalive = keepalive
         # Every session is recorded here when set; otherwise the operator turns recording on.
         self.record_directory = record_directory
+        self.record_required = False  # the organisation's policy, from the login
         self.recent_log = RecentLog.start()
         self._keeping_alive = None  # reactor thread's LoopingCall
         self.ladder_memory = ladder_memory or ladder.LadderMemory()
@@ -231,6 +232,7 @@ class ConsoleApp:
 
     def _logged_in(self, result) -> None:
         self.identity, self._control = result
+        self.record_required = self.desk.record_sessions
         request = self._pending
         self.settings = attrs.evolve(self.settings, gateway=request.gateway, ca=request.ca, username=request.username)
         try:
@@ -247,8 +249,10 @@ class ConsoleApp:
         self.main.set_enabled(True)
         self.main.update_title()
         way = login_window.WAYS.get(self.way, self.way)
+        recorded = " Every session is recorded (your organisation requires it)." if self.record_required else ""
         self.status.configure(
-            text=f"Connected to {request.gateway} ({way}) as {self.identity.display_name}, {self.identity.organisation}.",
+            text=f"Connected to {request.gateway} ({way}) as {self.identity.display_name}, "
+                 f"{self.identity.organisation}.{recorded}",
             fg="#1b5e20",
         )
 
@@ -336,7 +340,9 @@ class ConsoleApp:
 
         tap = SessionTap(window.ui, self.reactor, ended)
         window.on_record = lambda on: self._record(tap, on, routing, window)
-        if self.record_directory:
+        if self.record_required:
+            window.recording_required()
+        if self.record_directory or self.record_required:
             window.recording_started()
             self.bridge.to_network(self._start_recording, tap, routing, window)
 

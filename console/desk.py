@@ -79,6 +79,7 @@ class Desk:
         self.limits = limits
         self.control = None
         self.identity: identity.OperatorIdentity | None = None
+        self.record_sessions = False  # every session must be recorded (the organisation's policy)
         self.certificate_pem: bytes | None = None
         self._key_pem: bytes | None = None
         self.codes: dict[str, LiveCode] = {}
@@ -100,6 +101,8 @@ class Desk:
             **{k: v for k, v in extra.items() if v is not None},
         )
         self.certificate_pem = answer["certificate"]
+        # The organisation's policy; the console obeys it (the gateway cannot see the session).
+        self.record_sessions = bool(answer.get("record_sessions"))
         self._key_pem = request.key_pem()
         self.identity = identity.read_identity(x509.load_pem_x509_certificate(self.certificate_pem))
         return self.identity

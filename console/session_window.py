@@ -136,6 +136,7 @@ class SessionWindow(tk.Toplevel):
 
         self.on_record = None  # set by the console: on_record(on)
         self.recording: str | None = None  # the file, while recording
+        self.recording_is_required = False
         self.ui = TkConsoleUI(self)
         self.decoder = self.screen.start_decoder(lambda update: bridge.to_ui(self._show_update, update))
         self._show_mode()
@@ -143,7 +144,9 @@ class SessionWindow(tk.Toplevel):
     # -- recording -----------------------------------------------------------------------------
 
     def toggle_recording(self) -> None:
-        """Start or stop recording this session (the console writes the file)."""
+        """Start or stop recording this session (the console writes the file; required: no stopping)."""
+        if self.recording_is_required and self.recording is not None:
+            return
         if self.on_record is not None:
             self.on_record(self.recording is None)
             if self.recording is not None:
@@ -151,17 +154,26 @@ class SessionWindow(tk.Toplevel):
                 self.record_button.configure(text="● Record")
                 self.status.configure(text="Recording stopped.")
 
+    def recording_required(self) -> None:
+        """The organisation requires this session to be recorded: the button cannot stop it."""
+        self.recording_is_required = True
+
     def recording_started(self, path: str = "") -> None:
         """The recording file is being written."""
         self.recording = path or "…"
-        self.record_button.configure(text="■ Stop recording")
+        if self.recording_is_required:
+            self.record_button.configure(text="● Recording (required)", state="disabled")
+        else:
+            self.record_button.configure(text="■ Stop recording")
         self.status.configure(text=f"Recording to {path}" if path else "Recording.")
 
     def recording_failed(self, message: str) -> None:
-        """The recording could not start."""
+        """The recording could not start (the button tries again)."""
         self.recording = None
-        self.record_button.configure(text="● Record")
-        self.status.configure(text=f"Not recording: {message}")
+        self.record_button.configure(text="● Record", state="normal")
+        required = " Your organisation requires sessions to be recorded: press Record to try again." \
+            if self.recording_is_required else ""
+        self.status.configure(text=f"Not recording: {message}.{required}")
 
     # -- building --------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """
 C{ponte-admin}: the sysadmin's command line for the gateway's state
-directory: C{init}, C{user add|list|disable|enable|passwd|totp},
+directory: C{init}, C{user add|list|disable|enable|passwd|totp|record},
 C{transcript list|show} and C{problems list|show}.
 
 It works on the state directory directly (the gateway may be running: the
@@ -67,14 +67,17 @@ def _database(state: str):
 
 
 def _new_operator(
-    name: str, display_name: str, password: str, admin: bool, group: str = "", temporary: bool = False
+    name: str, display_name: str, password: str, admin: bool, group: str = "", temporary: bool = False,
+    record: bool = False,
 ) -> records.Operator:
     """
     An enabled operator account with a freshly hashed password; a
-    C{temporary} one must be changed at the first login.
+    C{temporary} one must be changed at the first login; with C{record},
+    every session of theirs is recorded.
     """
     return records.Operator(
-        name, display_name, passwords.hash_password(password), admin, False, time.time(), group, temporary
+        name, display_name, passwords.hash_password(password), admin, False, time.time(), group, temporary,
+        must_record=record,
     )
 
 
@@ -140,7 +143,7 @@ def cmd_user_add(options, out) -> None:
         raise AdminError("the display name must have 1 to 64 characters")
     password = _read_password(options, prompt_twice=True)
     operator = _new_operator(
-        options.name, display_name, password, options.admin, options.group, options.temporary
+        options.name, display_name, password, options.admin, options.group, options.temporary, options.record
     )
     try:
         with _database(state) as cursor:
@@ -156,18 +159,19 @@ def cmd_user_list(options, out) -> None:
     with _database(state) as cursor:
         operators = records.list_operators(cursor)
     out.write(
-        f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} {'totp':<4} {'created':<10} group\n"
+        f"{'username':<20} {'display name':<30} {'admin':<5} {'status':<8} {'totp':<4} {'rec':<3} {'created':<10} group\n"
     )
     for op in operators:
         created = time.strftime("%Y-%m-%d", time.gmtime(op.created_at))
         status = "disabled" if op.disabled else "change" if op.must_change_password else "active"
         admin = "yes" if op.is_admin else "no"
         second = "yes" if op.has_totp else "no"
+        record = "yes" if op.must_record else "no"
         out.write(
-            f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {second:<4} {created:<10} "
+            f"{op.username:<20} {op.display_name:<30} {admin:<5} {status:<8} {second:<4} {record:<3} {created:<10} "
             f"{op.group or '-'}\n"
         )
-    out.write("(status \"change\": the next login must choose a new password)\n")
+    out.write("(status \"change\": the next login must choose a new password; rec: every session is recorded)\n")
 
 
 def _update(options, out, message, **changes) -> None:
@@ -195,6 +199,13 @@ def cmd_user_passwd(options, out) -> None:
     password = _read_password(options, prompt_twice=True)
     _update(options, out, "changed the password of", password_hash=passwords.hash_password(password),
             must_change_password=options.temporary)
+
+
+def cmd_user_record(options, out) -> None:
+    """Require (or stop requiring) that every session of an operator is recorded."""
+    on = options.state_wanted == "on"
+    _update(options, out, "every session is now recorded for" if on else "recording is now the choice of",
+            must_record=on)
 
 
 def cmd_user_totp(options, out) -> None:
@@ -349,6 +360,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--password-file", help="read the password from this file's first line")
     add.add_argument("--temporary", action="store_true", help="the operator must change the password at the first login")
+    add.add_argument("--record", action="store_true", help="the operator's console must record every session")
     add.set_defaults(run=cmd_user_add)
     user.add_parser("list", help="list operators").set_defaults(run=cmd_user_list)
     for name, run, text in (
@@ -369,6 +381,10 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--replace", action="store_true", help="replace an enrolled authenticator")
     which.add_argument("--remove", action="store_true", help="remove the authenticator: password only again")
     enrol.set_defaults(run=cmd_user_totp)
+    record = user.add_parser("record", help="require that every session of an operator is recorded (or not)")
+    record.add_argument("name")
+    record.add_argument("state_wanted", choices=("on", "off"), metavar="on|off")
+    record.set_defaults(run=cmd_user_record)
 
     transcript = commands.add_parser("transcript", help="sessions' transcripts (stored encrypted)").add_subparsers(
         dest="transcript_command", required=True

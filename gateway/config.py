@@ -106,6 +106,7 @@ _KEYS = {
     ("tls", "operator_ca_key"): ("operator_ca_key", _text, ""),
     ("operators", "certificate_hours"): ("operator_certificate_lifetime", _certificate_hours, "8"),
     ("operators", "totp_drift_steps"): ("totp_drift_steps", _drift_steps, "1"),
+    ("operators", "record_sessions"): ("record_sessions", _on_off, "off"),
     ("codes", "routing_length"): ("routing_length", _positive_int, "4"),
     ("codes", "secret_length"): ("secret_length", _positive_int, "3"),
     ("codes", "validity"): ("code_validity", _seconds, "600"),
@@ -165,6 +166,7 @@ class GatewayConfig:
     operator_ca_key: str
     operator_certificate_lifetime: float  # hours
     totp_drift_steps: int
+    record_sessions: bool
     routing_length: int
     secret_length: int
     code_validity: float

@@ -33,6 +33,7 @@ class Operator:
     # L{TranscriptKey.seal_secret}); None when no authenticator is enrolled.
     totp_sealed: bytes | None = attrs.field(default=None, repr=False)
     totp_last_step: int = 0  # the last time step whose code was used (never twice)
+    must_record: bool = False  # the console must record every session of this operator
 
     @property
     def has_totp(self) -> bool:
@@ -50,15 +51,15 @@ class NoSuchOperator(Exception):
 
 _OPERATOR_COLUMNS = (
     "username, display_name, password_hash, is_admin, disabled, created_at, group_name, "
-    "must_change_password, totp_sealed, totp_last_step"
+    "must_change_password, totp_sealed, totp_last_step, must_record"
 )
 
 
 def _operator(row) -> Operator:
-    username, display_name, password_hash, is_admin, disabled, created_at, group, must_change, totp, step = row
+    username, display_name, password_hash, is_admin, disabled, created_at, group, must_change, totp, step, record = row
     return Operator(
         username, display_name, password_hash, bool(is_admin), bool(disabled), created_at, group,
-        bool(must_change), totp, step,
+        bool(must_change), totp, step, bool(record),
     )
 
 
@@ -83,7 +84,7 @@ def add_operator(cursor, operator: Operator) -> None:
     """
     try:
         cursor.execute(
-            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             attrs.astuple(operator),
         )
     except sqlite3.IntegrityError:
@@ -94,12 +95,12 @@ def update_operator(cursor, username: str, **changes) -> None:
     """
     Change some of C{password_hash}, C{disabled}, C{is_admin},
     C{display_name}, C{group_name}, C{must_change_password},
-    C{totp_sealed} and C{totp_last_step}.
+    C{totp_sealed}, C{totp_last_step} and C{must_record}.
 
     @raise NoSuchOperator: if there is no such operator.
     """
     allowed = {"password_hash", "disabled", "is_admin", "display_name", "group_name", "must_change_password",
-               "totp_sealed", "totp_last_step"}
+               "totp_sealed", "totp_last_step", "must_record"}
     if not changes or set(changes) - allowed:
         raise ValueError(f"can change only {sorted(allowed)}")
     assignments = ", ".join(f"{column} = ?" for column in changes)

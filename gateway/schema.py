@@ -67,12 +67,14 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX problem_reports_operator ON problem_reports (operator, at)",
     ],
-    # 4: a second factor (TOTP, its secret sealed) and a forced password
-    # change for operators; codes made for a team, and who picked them up
+    # 4: a second factor (TOTP, its secret sealed), a forced password
+    # change and forced recording for operators; codes made for a team, and
+    # who picked them up
     [
         "ALTER TABLE operators ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE operators ADD COLUMN totp_sealed BLOB",
         "ALTER TABLE operators ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE operators ADD COLUMN must_record INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sessions ADD COLUMN team TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE sessions ADD COLUMN picked_up_by TEXT",
     ],

@@ -284,7 +284,8 @@ class Switchboard:
         self._online.setdefault(operator.username, []).append(peer)
         self.record("login", peer, operator.username)
         self.log.info("operator {who} logged in from {address}", who=operator.username, address=peer.address)
-        answer = {"display_name": operator.display_name, "organisation": self.config.organisation}
+        answer = {"display_name": operator.display_name, "organisation": self.config.organisation,
+                  "record_sessions": operator.must_record or self.config.record_sessions}
         if certificate is not None:
             serial = f"{certificate.serial_number:x}"
             self.record("certificate", peer, f"{operator.username} serial {serial}")

@@ -87,6 +87,16 @@ class AdminTests(unittest.TestCase):
         self.run_admin("user", "passwd", "dana", "--temporary", "--password-file", self.password_file())
         self.assertTrue(self.operator("dana").must_change_password)
 
+    def test_recording_policy(self):
+        self.run_admin("init")
+        self.run_admin("user", "add", "dana", "--record", "--password-file", self.password_file())
+        self.assertTrue(self.operator("dana").must_record)
+        self.assertRegex(self.run_admin("user", "list"), r"dana\s+dana\s+no\s+active\s+no\s+yes")
+        self.assertIn("recording is now the choice of dana", self.run_admin("user", "record", "dana", "off"))
+        self.assertFalse(self.operator("dana").must_record)
+        self.run_admin("user", "record", "dana", "on")
+        self.assertTrue(self.operator("dana").must_record)
+
     def test_totp_enrolment(self):
         self.run_admin("init")
         self.run_admin("user", "add", "dana", "--password-file", self.password_file())

@@ -411,6 +411,27 @@ class RecordedSessionTests(_ConsoleTest):
 
     join = DeskTests.join
 
+    async def test_recording_the_organisation_requires(self):
+        console = self.start()
+        self.gateway.change_operator("alice", must_record=True)
+        await self.log_in(console)
+        window = await console.window(TITLE)
+        await console.wait_for_text("Every session is recorded (your organisation requires it).")
+        shown = await self.new_code(console, window)
+        agent, agent_ui, joined = await self.join(shown.replace("-", ""))
+        await console.window(WAITING)
+        await console.keys(window, "alt+p")
+        await agent_ui.next("verified")
+        session_window = await console.window(f"customer on code {shown}")
+        await console.wait_for_text("● Recording (required)")
+        # Neither Alt+D nor the button stops it.
+        await console.keys(session_window, "alt+d")
+        await deferLater(0.5)
+        await console.wait_for_text("● Recording (required)")
+        await console.screenshot("console-10c-recording-required")
+        directory = os.path.join(console.home, "Videos", "Ponte")
+        self.assertEqual(len(os.listdir(directory)), 1)
+
     async def test_recording_replay_export_and_transcript(self):
         import json
 

@@ -296,7 +296,7 @@ class SwitchboardTests(unittest.TestCase):
     def test_without_request(self):
         peer, d = self.login(None)
         self.assertEqual(
-            self.successResultOf(d), {"display_name": "Alice Agostini", "organisation": "Test Org"}
+            self.successResultOf(d), {"display_name": "Alice Agostini", "organisation": "Test Org", "record_sessions": False}
         )
         self.assertNotIn("certificate", self.store.kinds())
 
@@ -457,8 +457,8 @@ class GroupTests(unittest.TestCase):
         self.assertEqual(records.get_operator(connection.cursor(), "erin").group, "")
         listing = self.run_admin(state, "user", "list")
         self.assertTrue(listing.splitlines()[0].endswith(" group"), listing)
-        self.assertRegex(listing, r"dana\s+Dana D\.\s+no\s+active\s+no\s+\d{4}-\d\d-\d\d\s+Second line\n")
-        self.assertRegex(listing, r"erin\s+erin\s+no\s+active\s+no\s+\d{4}-\d\d-\d\d\s+-\n")
+        self.assertRegex(listing, r"dana\s+Dana D\.\s+no\s+active\s+no\s+no\s+\d{4}-\d\d-\d\d\s+Second line\n")
+        self.assertRegex(listing, r"erin\s+erin\s+no\s+active\s+no\s+no\s+\d{4}-\d\d-\d\d\s+-\n")
 
     def test_admin_refuses_a_display_name_no_certificate_can_hold(self):
         state = self.mktemp()
@@ -530,7 +530,7 @@ class GatewayTests(unittest.TestCase):
     async def test_login_without_request(self):
         control = await self.control()
         answer = await control.login("bob", support.PASSWORD)
-        self.assertEqual(answer, {"display_name": "Bob Berg", "organisation": "Test Org"})
+        self.assertEqual(answer, {"display_name": "Bob Berg", "organisation": "Test Org", "record_sessions": False})
         await control.callRemote(commands.CreateSession)
 
     async def refused(self, request: bytes, expected: str):

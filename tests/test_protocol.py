@@ -3,6 +3,7 @@ The gateway protocol in memory (no sockets, a test clock): what each kind
 of bad input gets, and that it disturbs nothing else.
 """
 
+import attrs
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -213,8 +214,16 @@ class LoginTests(unittest.TestCase):
     def test_login(self):
         _, d = self.login("alice", support.PASSWORD)
         self.assertEqual(
-            self.successResultOf(d), {"display_name": "Alice Agostini", "organisation": "Example Organisation"}
+            self.successResultOf(d),
+            {"display_name": "Alice Agostini", "organisation": "Example Organisation", "record_sessions": False},
         )
+
+    def test_recording_required_by_the_account_or_the_gateway(self):
+        self.h.store.operators["alice"] = attrs.evolve(self.h.store.operators["alice"], must_record=True)
+        self.assertTrue(self.successResultOf(self.login("alice", support.PASSWORD)[1])["record_sessions"])
+        self.h.store.operators["alice"] = attrs.evolve(self.h.store.operators["alice"], must_record=False)
+        self.h.switchboard.config = attrs.evolve(self.h.config, record_sessions=True)
+        self.assertTrue(self.successResultOf(self.login("alice", support.PASSWORD)[1])["record_sessions"])
 
     def test_wrong_password_and_unknown_user_look_alike(self):
         _, wrong = self.login("alice", "nope")

@@ -190,7 +190,8 @@ class Login(Command):
     short-lived operator certificate (PEM) for the request's key.  C{totp}
     is the authenticator app's code, for an account that has one;
     C{new_password} replaces the password as part of this login (required
-    when the account must change its password).
+    when the account must change its password).  C{record_sessions} in
+    the answer: the organisation requires every session to be recorded.
     """
 
     arguments = [
@@ -204,6 +205,7 @@ class Login(Command):
         (b"display_name", Unicode()),
         (b"organisation", Unicode()),
         (b"certificate", _OmittedIfAbsent()),
+        (b"record_sessions", Boolean(optional=True)),
     ]
     errors = {
         AuthenticationFailed: b"AUTHENTICATION_FAILED",
