@@ -11,6 +11,7 @@ import io
 import random
 import sys
 
+import attrs
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 from twisted.internet import defer, protocol, reactor, task
 from twisted.trial import unittest
@@ -20,8 +21,11 @@ from agent.interfaces import IScreenSource
 import numpy as np
 
 from agent import screen
-from agent.screen import (FrameDiffer, ScreenSettings, ScreenSource, black_out, copy_runs, explained_rows,
-                          grab_interval, row_fingerprints, shift_votes, top_shifts, window_moves)
+from agent.damage import DamageWatch, dirty_regions
+from agent.memory import keep_freed_memory
+from agent.screen import (FrameDiffer, ScreenSettings, ScreenSource, black_out, copy_runs, explained_strips,
+                          grab_interval, moved_windows, row_fingerprints, shift_votes, strip_changes,
+                          strip_fingerprints, top_shifts, window_moves)
 from tests import xvfb
 from wire import tiles as wt
 from wire.screen import ENCODINGS, Cursor, Frame, Monitor, Tile
@@ -245,6 +249,16 @@ class DifferTests(unittest.TestCase):
                 self.assertLessEqual(len(t.data), self.differ.settings.max_tile_bytes)
         return frame
 
+    def update(self, image, rects, moves=None):
+        """L{FrameDiffer.update} with the parts C{rects} of C{image}, checked like L{show}."""
+        pixels = np.frombuffer(bgrx(image), dtype=np.uint32).reshape(image.height, image.width)
+        patches = [(x, y, w, h, pixels[y : y + h, x : x + w].tobytes()) for x, y, w, h in rects]
+        frame = self.differ.update(0, image.width, image.height, patches, moves)
+        if frame is not None:
+            self.seen.apply(frame)
+        self.seen.check(self, image)
+        return frame
+
     def desktop(self):
         picture = Image.new("RGB", (320, 256), (40, 40, 48))
         picture.paste(text_picture(200, 180), (10, 10))
@@ -348,9 +362,23 @@ class DifferTests(unittest.TestCase):
         self.assertEqual(bytes(black_out(bgrx(picture), 40, 30, (50, 50, 10, 10))), bytes(40 * 30 * 4))
 
     def test_window_moves(self):
-        before = {1: (0, 0, 100, 50), 2: (10, 10, 20, 20), 3: (5, 5, 5, 5)}
-        after = {1: (30, -4, 100, 50), 2: (10, 10, 20, 20), 3: (9, 9, 6, 6), 4: (0, 0, 1, 1)}
+        before = {1: (0, 0, 100, 50), 2: (10, 10, 20, 20), 3: (5, 5, 5, 5), 5: (1, 1, 8, 8)}
+        after = {1: (30, -4, 100, 50), 2: (10, 10, 20, 20), 3: (9, 9, 6, 6), 4: (0, 0, 1, 1), 5: (31, -3, 8, 8)}
         self.assertEqual(window_moves(before, after), [(30, -4)])
+        self.assertEqual(moved_windows(before, after), [(30, -4, 30, -4, 100, 50), (30, -4, 31, -3, 8, 8)])
+
+    def test_palette_pngs_are_exact_or_not_made(self):
+        picture = text_picture(64, 64)
+        pixels = np.frombuffer(bgrx(picture), dtype=np.uint32).reshape(64, 64)
+        colours = screen._Canvas(pixels).colours((0, 0, 64, 64), 256)
+        data = screen._palette_png(pixels, colours, 1)
+        decoded = wt.decode_tile(Tile(0, 0, 64, 64, wt.PNG, data))
+        self.assertEqual(decoded.tobytes(), picture.tobytes())
+        self.assertIsNone(screen._palette_png(pixels, colours[1:], 1))
+
+    def test_freed_memory_is_kept_on_linux(self):
+        kept = keep_freed_memory(8 * 1024 * 1024)
+        self.assertEqual(kept, sys.platform.startswith("linux"))
 
     def test_settings_are_checked(self):
         self.assertRaises(ValueError, ScreenSettings, lossy_encoding="gif")
@@ -358,6 +386,101 @@ class DifferTests(unittest.TestCase):
         self.assertRaises(ValueError, ScreenSettings, max_fps=0)
         self.assertRaises(ValueError, ScreenSettings, idle_fps=0)
         self.assertRaises(ValueError, ScreenSettings, idle_after=-1)
+
+    def test_an_update_compares_only_its_patches(self):
+        picture = self.desktop()
+        self.show(picture)
+        ImageDraw.Draw(picture).rectangle((70, 70, 75, 72), fill=(255, 0, 0))
+        ImageDraw.Draw(picture).rectangle((300, 5, 310, 9), fill=(0, 255, 0))
+        # Only the first change is in a patch: the second is not seen (the caller vouches for
+        # the rest of the picture), and the frame is the first change's tile alone.
+        frame = self.differ.update(0, 320, 256, [(64, 64, 64, 64, self.part(picture, (64, 64, 64, 64)))])
+        self.assertEqual(len(frame.tiles), 1)
+        t = frame.tiles[0]
+        self.assertTrue(64 <= t.x and t.x + t.width <= 128 and 64 <= t.y and t.y + t.height <= 128, t)
+        # An unchanged patch sends nothing.
+        self.assertIsNone(self.differ.update(0, 320, 256, [(0, 0, 64, 64, self.part(picture, (0, 0, 64, 64)))]))
+
+    def part(self, image, rect):
+        x, y, w, h = rect
+        return bgrx(image.crop((x, y, x + w, y + h)))
+
+    def test_updates_in_a_row_reproduce_the_picture(self):
+        # The differ keeps two pictures and brings the spare one up to date where the
+        # patches were: every frame must still be the whole truth.
+        picture = self.desktop()
+        self.show(picture)
+        rnd = random.Random(3)
+        for step in range(8):
+            x, y = rnd.randrange(0, 280), rnd.randrange(0, 220)
+            ImageDraw.Draw(picture).rectangle((x, y, x + 30, y + 20), fill=(rnd.randrange(256), 0, step * 30))
+            rects = dirty_regions([(x, y, 31, 21)], (0, 0, 320, 256), 64)
+            self.assertIsNotNone(self.update(picture, rects))
+        self.assertIsNone(self.update(picture, [(0, 0, 320, 256)]))
+
+    def test_an_update_needs_a_previous_picture_and_patches_on_the_grid(self):
+        picture = self.desktop()
+        self.assertRaises(ValueError, self.differ.update, 0, 320, 256, [])
+        self.show(picture)
+        for rect in ((10, 0, 64, 64), (0, 0, 60, 64), (256, 200, 128, 56)):
+            self.assertRaises(ValueError, self.differ.update, 0, 320, 256, [rect + (self.part(picture, (0, 0, 64, 64)),)])
+        # The right edge of the picture ends a patch off the grid.
+        self.assertIsNone(self.update(picture, [(256, 0, 64, 256)]))
+
+    def test_a_moved_window_is_one_copy_of_its_rectangle(self):
+        background = Image.new("RGB", (320, 256), (40, 40, 48))
+        window = text_picture(150, 100)
+        before, after = background.copy(), background.copy()
+        before.paste(window, (20, 30))
+        after.paste(window, (37, 41))
+        self.show(before)
+        frame = self.update(after, [(0, 0, 256, 192)], moves=lambda: [(17, 11, 37, 41, 150, 100)])
+        copies = [t for t in frame.tiles if t.encoding == wt.COPY]
+        self.assertEqual([(t.x, t.y, t.width, t.height, wt.copy_source(t.data)) for t in copies],
+                         [(37, 41, 150, 100, (20, 30))])
+        # What is left is about the uncovered L of the background (in a row of tiles, pieces
+        # side by side are merged into their bounding box), far less than the window.
+        self.assertLess(area(frame.tiles, wt.LOSSLESS + wt.LOSSY), 150 * 100 / 2)
+        encoded = [t for t in frame.tiles if t.encoding != wt.COPY]
+        self.assertEqual(min(t.x for t in encoded), 20)
+        self.assertEqual(min(t.y for t in encoded), 30)
+
+    def test_a_window_whose_content_changed_too_is_copied_only_where_it_did_not(self):
+        background = Image.new("RGB", (320, 256), (40, 40, 48))
+        window = text_picture(150, 100)
+        before, after = background.copy(), background.copy()
+        before.paste(window, (20, 30))
+        window.paste((200, 0, 0), (0, 40, 150, 60))
+        after.paste(window, (60, 70))
+        self.show(before)
+        frame = self.show(after, moves=lambda: [(40, 40, 60, 70, 150, 100)])
+        copies = sorted((t.y, t.height) for t in frame.tiles if t.encoding == wt.COPY and t.x == 60)
+        self.assertEqual(copies, [(70, 40), (130, 40)])
+
+    def test_a_changed_column_of_tiles_is_one_tile(self):
+        picture = self.desktop()
+        self.show(picture)
+        ImageDraw.Draw(picture).rectangle((130, 0, 140, 255), fill=(250, 250, 0))
+        frame = self.show(picture)
+        self.assertEqual([(t.x, t.y, t.width, t.height) for t in frame.tiles], [(130, 0, 11, 256)])
+
+    def test_a_photograph_does_not_vote_for_shifts(self):
+        picture = Image.new("RGB", (256, 256), (40, 40, 48))
+        picture.paste(photo(256, 200, seed=2), (0, 0))
+        self.show(picture)
+        scrolled = picture.copy()
+        scrolled.paste(picture.crop((0, 20, 256, 200)), (0, 0))
+        asked = []
+        self.differ._shifts = lambda *a: asked.append(FrameDiffer._shifts(self.differ, *a)) or asked[-1]
+        self.show(scrolled)
+        self.assertEqual(asked, [[]])
+        # The same with text: the scroll is found.
+        text = text_picture(256, 256)
+        self.show(text)
+        scrolled = text.copy()
+        scrolled.paste(text.crop((0, 28, 256, 256)), (0, 0))
+        self.show(scrolled)
+        self.assertEqual(asked[-1][0], (0, -28))
 
     def test_the_differ_knows_whether_it_has_a_previous_picture(self):
         self.assertFalse(self.differ.has_previous(0, 320, 256))
@@ -404,16 +527,41 @@ class DifferPartsTests(unittest.TestCase):
         self.assertEqual(top_shifts(votes, 5, 3), [3, 7])
         self.assertEqual(top_shifts(np.array([], dtype=int), 3, 1), [])
 
-    def test_explained_rows_compare_with_the_shifted_previous_picture(self):
-        old = np.arange(8 * 6, dtype=np.uint32).reshape(8, 6)
+    def test_explained_strips_compare_with_the_shifted_previous_picture(self):
+        old = np.arange(8 * 48, dtype=np.uint32).reshape(8, 48)
         new = np.zeros_like(old)
-        new[3:8, 2:6] = old[1:6, 0:4]  # moved by (2, 2)
-        self.assertEqual(explained_rows(old, new, 2, 6, 0, 8, (2, 2)).tolist(),
-                         [False, False, False, True, True, True, True, True])
-        self.assertEqual(explained_rows(old, new, 2, 6, 4, 6, (2, 2)).tolist(), [True, True])
-        # The source outside the previous picture explains nothing.
-        self.assertEqual(explained_rows(old, new, 0, 4, 0, 8, (2, 2)).tolist(), [False] * 8)
-        self.assertEqual(explained_rows(old, old, 0, 6, 0, 8, (0, -7)).tolist(), [False] * 8)
+        new[3:8, 16:48] = old[1:6, 14:46]  # moved by (2, 2)
+        self.assertEqual(explained_strips(old, new, (16, 0, 32, 8), (2, 2), 16).tolist(),
+                         [[False, False]] * 3 + [[True, True]] * 5)
+        self.assertEqual(explained_strips(old, new, (16, 4, 32, 2), (2, 2), 16).tolist(), [[True, True]] * 2)
+        # Where the source would be outside the previous picture nothing is explained.
+        self.assertEqual(explained_strips(old, new, (0, 0, 32, 8), (2, 2), 16)[:, 0].tolist(), [False] * 8)
+        self.assertEqual(explained_strips(old, old, (0, 0, 48, 8), (0, -7), 16).tolist(), [[False] * 3] * 8)
+        self.assertEqual(explained_strips(old, old, (32, 0, 16, 8), (-3, 0), 16).tolist(), [[False]] * 8)
+        # An odd shift and a last strip narrower than the others.
+        new = np.zeros((8, 40), dtype=np.uint32)
+        new[:, 3:40] = old[:, 0:37]
+        self.assertEqual(explained_strips(old[:, :40], new, (0, 0, 40, 8), (3, 0), 16).tolist(),
+                         [[False, True, True]] * 8)
+
+    def test_strip_changes_and_fingerprints_match_the_plain_computation(self):
+        rng = np.random.default_rng(7)
+        for width, tile in ((128, 64), (100, 16), (37, 8), (64, 64)):
+            old = rng.integers(0, 4, size=(30, width), dtype=np.uint32)
+            new = old.copy()
+            new[rng.integers(0, 30, 12), rng.integers(0, width, 12)] += 1
+            strips = [(x, min(x + tile, width)) for x in range(0, width, tile)]
+            expected = np.array([[(old[r, a:b] != new[r, a:b]).any() for a, b in strips] for r in range(30)])
+            self.assertEqual(strip_changes(old, new, tile).tolist(), expected.tolist())
+            self.assertEqual(strip_changes(old[:, 1:], new[:, 1:], tile).shape, (30, len(range(0, width - 1, tile))))
+            prints = strip_fingerprints(new, tile)
+            self.assertEqual(prints.shape, (30, len(strips)))
+            for i, (a, b) in enumerate(strips):
+                segments = {}
+                for r in range(30):
+                    segments.setdefault(new[r, a:b].tobytes(), set()).add(int(prints[r, i]))
+                self.assertTrue(all(len(p) == 1 for p in segments.values()))
+                self.assertEqual(len({p for ps in segments.values() for p in ps}), len(segments))
 
     def test_copy_runs(self):
         changed = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
@@ -443,6 +591,176 @@ class DifferPartsTests(unittest.TestCase):
         self.assertAlmostEqual(grab_interval(s, 60.0), 1 / 10)
         self.assertAlmostEqual(grab_interval(ScreenSettings(max_fps=5, idle_fps=10), 60.0), 1 / 5)
         self.assertAlmostEqual(grab_interval(ScreenSettings(idle_after=0), 0.5), 1 / 10)
+
+
+class DirtyRegionsTests(unittest.TestCase):
+    """Damaged rectangles to the rectangles of a monitor to grab."""
+
+    def test_damage_is_rounded_out_to_tiles_of_the_monitor(self):
+        monitor = (100, 50, 300, 256)
+        self.assertEqual(dirty_regions([(110, 60, 10, 10)], monitor, 64), [(0, 0, 64, 64)])
+        self.assertEqual(dirty_regions([(163, 50, 2, 1)], monitor, 64), [(0, 0, 128, 64)])
+        # Clipped to the monitor; the last column is what is left of the monitor's width.
+        self.assertEqual(dirty_regions([(390, 290, 500, 500)], monitor, 64), [(256, 192, 44, 64)])
+        self.assertEqual(dirty_regions([(0, 0, 100, 50), (400, 50, 5, 5), (100, 306, 5, 5)], monitor, 64), [])
+        self.assertEqual(dirty_regions([], monitor, 64), [])
+
+    def test_runs_of_tiles_make_rectangles_joined_down_the_rows(self):
+        monitor = (0, 0, 320, 256)
+        # Rows 0 and 1 touch columns 1–2; row 2 columns 1–3; row 3 column 0 and columns 2–3.
+        rects = [(70, 10, 100, 100), (70, 130, 180, 10), (10, 200, 1, 1), (140, 200, 100, 10)]
+        self.assertEqual(dirty_regions(rects, monitor, 64), [
+            (64, 0, 128, 128), (64, 128, 192, 64), (0, 192, 64, 64), (128, 192, 128, 64)])
+        # Every damaged pixel is in exactly one rectangle.
+        covered = np.zeros((256, 320), dtype=int)
+        for x, y, w, h in dirty_regions(rects, monitor, 64):
+            covered[y : y + h, x : x + w] += 1
+        self.assertLessEqual(covered.max(), 1)
+        for x, y, w, h in rects:
+            self.assertTrue((covered[y : y + h, x : x + w] == 1).all())
+
+
+class DamageWatchTests(unittest.TestCase):
+    """X DAMAGE and the windows' places, on a private Xvfb, drawn with python-xlib."""
+
+    def setUp(self):
+        from Xlib import X, display
+
+        self.X = X
+        self.server = xvfb.start(self, width=320, height=240)
+        self.mine = display.Display(self.server.display)
+        self.theirs = display.Display(self.server.display)
+        self.addCleanup(self.mine.close)
+        self.addCleanup(self.theirs.close)
+        self.watch = DamageWatch.start(self.mine)
+
+    def settled(self):
+        """What the watch saw once the other client's requests were all processed."""
+        self.theirs.sync()
+        self.mine.sync()
+        return self.watch.take()
+
+    def window(self, x, y, w, h):
+        root = self.theirs.screen().root
+        window = root.create_window(x, y, w, h, 0, self.theirs.screen().root_depth,
+                                    background_pixel=self.theirs.screen().white_pixel, override_redirect=True)
+        window.map()
+        return window
+
+    def test_drawing_in_a_window_is_reported_on_the_root_window(self):
+        self.assertIsNotNone(self.watch)
+        self.assertTrue(self.settled())  # the whole root window at first
+        self.assertEqual(self.settled(), [])
+        window = self.window(20, 30, 100, 80)
+        self.settled()
+        gc = window.create_gc(foreground=self.theirs.screen().black_pixel)
+        window.fill_rectangle(gc, 10, 5, 7, 3)
+        rects = self.settled()
+        self.assertTrue(rects)
+        for x, y, w, h in rects:
+            self.assertTrue(20 <= x and x + w <= 120 and 30 <= y and y + h <= 110, rects)
+        self.assertTrue(any(x <= 30 and 35 <= y and 37 <= x + w and 38 <= y + h for x, y, w, h in rects), rects)
+
+    def test_windows_places_follow_their_moves(self):
+        window = self.window(20, 30, 100, 80)
+        self.settled()
+        before = self.watch.geometries()
+        self.assertEqual(before[window.id], (20, 30, 100, 80))
+        window.configure(x=50, y=20)
+        rects = self.settled()
+        self.assertIn((50, 20, 100, 80), rects)
+        self.assertEqual(moved_windows(before, self.watch.geometries()), [(30, -10, 50, 20, 100, 80)])
+        window.unmap()
+        self.settled()
+        self.assertNotIn(window.id, self.watch.geometries())
+        window.destroy()
+        self.settled()
+        self.assertNotIn(window.id, self.watch._windows)
+
+    def test_waiting_ends_when_something_comes(self):
+        self.settled()
+        self.assertFalse(self.watch.wait(0.05))
+        window = self.window(0, 0, 10, 10)
+        self.theirs.sync()
+        self.assertTrue(self.watch.wait(5))
+        self.assertTrue(self.watch.take())
+        del window
+
+
+class _StandInWatch:
+    """A DamageWatch that reports what the test says."""
+
+    def __init__(self):
+        self.rects = []
+        self.waits = 0
+
+    def take(self):
+        rects, self.rects = self.rects, []
+        return rects
+
+    def wait(self, timeout):
+        self.waits += 1
+        return False
+
+    def geometries(self):
+        return {}
+
+
+class DamagedCaptureTests(unittest.TestCase):
+    """The capture thread's loop with X DAMAGE, with a stand-in grabber and watch."""
+
+    def setUp(self):
+        self.source = ScreenSource(ScreenSettings(max_fps=1000), display=":0")
+        self.capture = screen._Capture(self.source)
+        self.watch = _StandInWatch()
+        self.capture._watch, self.capture._watch_tried = self.watch, True
+        self.differ = FrameDiffer(self.source.settings)
+        self.monitor = Monitor(0, 1000, 500, 160, 120, True)  # a second monitor, right of a first
+        self.picture = Image.new("RGB", (160, 120), (40, 40, 48))
+        self.picture.paste(text_picture(100, 80), (20, 20))
+        self.grabs = []
+        self.seen = Picture()
+
+    def grab(self, area):
+        self.grabs.append((area["left"], area["top"], area["width"], area["height"]))
+        x, y = area["left"] - self.monitor.left, area["top"] - self.monitor.top
+        return _Shot(self.picture.crop((x, y, x + area["width"], y + area["height"])))
+
+    def next(self):
+        frame = self.capture._next(self, self.differ, self.monitor)
+        self.seen.apply(frame)
+        self.seen.check(self, self.picture)
+        return frame
+
+    def test_only_the_damaged_tiles_are_grabbed(self):
+        self.next()
+        self.assertEqual(self.grabs, [(1000, 500, 160, 120)])  # the first picture is whole
+        ImageDraw.Draw(self.picture).rectangle((70, 70, 72, 75), fill=(255, 0, 0))
+        self.watch.rects = [(1070, 570, 3, 6), (10, 10, 5, 5)]  # the second is on another monitor
+        frame = self.next()
+        self.assertEqual(self.grabs[1:], [(1064, 564, 64, 56)])
+        self.assertEqual([(t.x, t.y, t.width, t.height) for t in frame.tiles], [(70, 70, 3, 6)])
+
+    def test_nothing_is_grabbed_while_nothing_is_drawn_but_for_the_whole_check(self):
+        self.next()
+        self.assertIsNone(self.capture._next_damaged(self, self.differ, self.monitor, self.watch))
+        self.assertEqual((len(self.grabs), self.watch.waits), (1, 1))
+        # Drawn without DAMAGE seeing it: found by the check of the whole monitor.
+        ImageDraw.Draw(self.picture).rectangle((5, 100, 8, 110), fill=(0, 255, 0))
+        self.capture._last_full -= self.source.settings.full_check
+        frame = self.next()
+        self.assertEqual(self.grabs[1:], [(1000, 500, 160, 120)])
+        self.assertEqual([(t.x, t.y, t.width, t.height) for t in frame.tiles], [(5, 100, 4, 11)])
+
+    def test_a_shared_window_is_grabbed_whole(self):
+        self.next()
+        self.capture._x = object()  # never asked: the window is gone
+        self.patch(screen, "window_area", lambda x, window: (None, []))
+        self.source.share_window(1234)
+        frame = self.capture._next(self, self.differ, self.monitor)
+        self.assertEqual(self.grabs[1:], [(1000, 500, 160, 120)])
+        self.assertEqual(area(frame.tiles), 160 * 120)  # a whole frame, after a reset
+        self.assertEqual(wt.decode(frame).getbbox(), None)  # all black
 
 
 class _Shot:
@@ -804,3 +1122,10 @@ class ScreenSourceTests(unittest.TestCase):
         self.assertEqual(self.source.cursor(0), Cursor(1000, 700, False))  # outside the shared window
         self.source.share_window(None)
         self.assertEqual(self.source.cursor(0), Cursor(1000, 700, True))
+
+
+class PollingScreenSourceTests(ScreenSourceTests):
+    """The same with X DAMAGE not used: the whole monitor is grabbed and compared every time."""
+
+    async def start(self, settings: ScreenSettings = ScreenSettings()):
+        await super().start(attrs.evolve(settings, use_damage=False))
