@@ -247,6 +247,8 @@ class ConsoleApp:
                                    team=self.identity.group)
         self.main.pack(fill="both", expand=True)
         self.main.set_enabled(True)
+        self.bridge.run(self.desk.team_queue, done=self._queue_found,
+                        failed=lambda e: self.log.warn("cannot list the team's queue: {problem}", problem=str(e)))
         self.main.update_title()
         way = login_window.WAYS.get(self.way, self.way)
         recorded = " Every session is recorded (your organisation requires it)." if self.record_required else ""
@@ -265,6 +267,11 @@ class ConsoleApp:
         if self.main is not None:
             self.main.set_enabled(False)
         self.show_login("The connection to the gateway was lost. Log in again; sessions in progress go on.")
+
+    def _queue_found(self, waiting: list[dict]) -> None:
+        """Customers who were already waiting in the team's queue at login (Tk thread)."""
+        for item in waiting:
+            self.main.customer_waiting(item["routing"], item["team"], item["created_by"])
 
     # -- the desk's events (reactor thread) --------------------------------------------------------
 

@@ -107,6 +107,20 @@ class Desk:
         self.identity = identity.read_identity(x509.load_pem_x509_certificate(self.certificate_pem))
         return self.identity
 
+    async def team_queue(self) -> list[dict]:
+        """
+        The customers already waiting on our team's codes (made by a
+        teammate or by an earlier login): C{routing}, C{team} and
+        C{created_by} each.  Those that come later arrive as events.
+        """
+        listed = (await self.control.callRemote(commands.ListSessions))["sessions"]
+        found = []
+        for s in listed:
+            if s["team"] and s["state"] == "waiting" and s["routing"] not in self.codes:
+                self.waiting.setdefault(s["routing"], None)
+                found.append({"routing": s["routing"], "team": s["team"], "created_by": s["created_by"] or ""})
+        return found
+
     async def new_code(self, team: bool = False) -> LiveCode:
         """
         A new code: the gateway's routing part and a secret part of our

@@ -365,10 +365,21 @@ class DeskTests(_ConsoleTest):
 
 
 class TeamQueueTests(_ConsoleTest):
-    """Bob's console picks up a customer on a team code Alice's desk made."""
+    """Customers on team codes in a teammate's console: the queue, and picking them up."""
 
     join = DeskTests.join
     TEAM = (("alice", "Alice Agostini", False, "Helpdesk"), ("bob", "Bob Berg", False, "Helpdesk"))
+
+    async def test_customers_already_waiting_are_in_the_queue_at_login(self):
+        self.server = xvfb.start(self)
+        self.gateway = support.RunningGateway(self, operators=self.TEAM)
+        alice = await session_support.logged_in_desk(self, self.gateway, "alice")
+        live = await alice.new_code(team=True)
+        await self.join(live.code())
+        console = console_driver.program(self, self.server, self.gateway)
+        await self.log_in(console, username="bob")
+        texts = await console.wait_for_text("team (Alice Agostini)")
+        self.assertTrue(any(t.startswith(f"{live.routing}-") for t in texts), texts)
 
     async def test_a_teammate_picks_up_with_the_code_the_customer_reads_out(self):
         console = self.start(operators=self.TEAM)
