@@ -102,6 +102,7 @@ class ScreenSettings:
     min_shift_votes: int = 4  # rare row segments that must agree on a vertical shift
     max_hash_repeats: int = 2  # a row segment found more often than this in the strip does not vote
     max_shift_candidates: int = 3  # shifts tried on each strip (besides window moves)
+    vote_rows: int = 48  # changed rows of a strip (evenly spread) that vote, at most
     min_copy_rows: int = 16  # a shorter run of moved rows is encoded rather than copied (a tile costs too)
     monitors_refresh: float = 5.0  # seconds the monitor list is cached
     use_damage: bool = True  # grab only what X DAMAGE reports drawn (when the X server has it)
@@ -447,6 +448,7 @@ class FrameDiffer:
                 column = i - eligible[0]
                 before.append(before_all[r0:r1, column] + _SALTS[i])
                 before_rows.append(np.arange(r0, r1))
+                rows = rows[:: -(-len(rows) // s.vote_rows)]  # enough votes from a sample
                 after.append(after_all[rows, column] + _SALTS[i])
                 after_rows.append(rows)
             votes.append(shift_votes(np.concatenate(before), np.concatenate(after), np.concatenate(after_rows),
@@ -781,17 +783,24 @@ def shift_votes(before, after, after_rows, repeats: int, before_rows=None):
     the rows with the same fingerprint among C{before} (rows
     C{before_rows}: 0, 1, ... if not given), when that fingerprint occurs
     at most C{repeats} times in C{before}; no vote for a row matching
-    itself.  In order of rows, then of sources.
+    itself.  In order of rows, then of sources.  (The few C{after} are
+    sorted and the many C{before} looked up among them.)
     """
     if len(before) == 0 or len(after) == 0 or repeats < 1:
         return _NO_ROWS
-    order = np.argsort(before, kind="stable")
-    ordered = before[order]
-    left = np.searchsorted(ordered, after, "left")
-    count = np.searchsorted(ordered, after, "right") - left
+    keys, key_of_after = np.unique(after, return_inverse=True)
+    place = np.minimum(np.searchsorted(keys, before), len(keys) - 1)
+    hits = np.flatnonzero(keys[place] == before)  # the rows of before with a key of after
+    key_of_hit = place[hits]
+    counts = np.bincount(key_of_hit, minlength=len(keys))
+    sources_by_key = hits[np.argsort(key_of_hit, kind="stable")]  # ascending within each key
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    count = counts[key_of_after]
     k = np.arange(repeats)
     valid = ((count >= 1) & (count <= repeats))[:, None] & (k[None, :] < count[:, None])
-    sources = order[np.minimum(left[:, None] + k[None, :], len(before) - 1)]
+    if not len(sources_by_key):
+        return _NO_ROWS
+    sources = sources_by_key[np.minimum(first[key_of_after][:, None] + k[None, :], len(sources_by_key) - 1)]
     if before_rows is not None:
         sources = np.asarray(before_rows)[sources]
     dy = np.asarray(after_rows)[:, None] - sources
@@ -856,9 +865,8 @@ def _palette_png(pixels, colours, level: int) -> bytes | None:
     if not np.array_equal(keys[index], found):
         return None
     height, width = pixels.shape
-    paletted = Image.frombytes("P", (width, height), index.astype(np.uint8).tobytes())
-    paletted.putpalette(np.stack([keys >> 16, keys >> 8, keys], axis=1).astype(np.uint8).tobytes())
-    return wt.encode_tile(paletted, wt.PNG, compress_level=level)
+    palette = np.stack([keys >> 16, keys >> 8, keys], axis=1).astype(np.uint8).tobytes()
+    return wt.png_image(width, height, index.astype(np.uint8).tobytes(), palette, level)
 
 
 # -- X11 ------------------------------------------------------------------------------------

@@ -146,6 +146,18 @@ class TileEncodingTests(unittest.TestCase):
         canvas = wt.decode(Frame(0, 96, 64, (Tile(0, 0, 96, 64, wt.PNG, data),)))
         self.assertEqual(canvas.tobytes(), self.picture.tobytes())
 
+    def test_png_images_made_by_hand_decode_exactly(self):
+        picture = photo(37, 21)
+        data = wt.png_image(37, 21, picture.tobytes(), compress_level=1)
+        self.assertEqual(wt.decode_tile(Tile(0, 0, 37, 21, wt.PNG, data)).tobytes(), picture.tobytes())
+        palette = bytes([0, 0, 0, 255, 0, 0, 10, 20, 30])
+        indices = bytes(i % 3 for i in range(5 * 4))
+        image = wt.decode_tile(Tile(0, 0, 5, 4, wt.PNG, wt.png_image(5, 4, indices, palette)))
+        self.assertEqual(image.tobytes(), b"".join(palette[3 * i : 3 * i + 3] for i in indices))
+        self.assertRaises(wt.TileError, wt.png_image, 5, 4, indices[1:], palette)
+        self.assertRaises(wt.TileError, wt.png_image, 5, 4, indices, palette + b"\0")
+        self.assertRaises(wt.TileError, wt.png_image, 0, 4, b"", palette)
+
     def test_lossy_encodings_decode_closely(self):
         picture = photo(128, 64)
         for kind in (wt.JPEG, wt.WEBP):

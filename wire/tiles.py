@@ -19,6 +19,7 @@ raises L{TileError} and leaves no half-decoded image behind.
 import io
 import struct
 import warnings
+import zlib
 
 from PIL import Image
 
@@ -52,6 +53,8 @@ def encode_tile(image: Image.Image, kind: str, quality: int = 80, compress_level
         image = image.convert("RGB")
     if kind == RAW:
         return image.tobytes()
+    if kind == PNG and image.mode == "RGB":
+        return png_image(image.width, image.height, image.tobytes(), compress_level=compress_level)
     out = io.BytesIO()
     if kind == PNG:
         image.save(out, "PNG", compress_level=compress_level)
@@ -62,6 +65,30 @@ def encode_tile(image: Image.Image, kind: str, quality: int = 80, compress_level
     else:
         raise TileError(f"cannot encode a tile as {kind!r}")
     return out.getvalue()
+
+
+def png_image(width: int, height: int, samples: bytes, palette: bytes | None = None, compress_level: int = 6) -> bytes:
+    """
+    A PNG file of 8-bit samples, row after row: RGB (3 bytes a pixel) or,
+    given C{palette} (R, G, B bytes of at most 256 colours), palette
+    indices (a byte a pixel).  The rows are not filtered: on screen
+    content (text, flat areas) that compresses better than Pillow's
+    adaptive filters, at a third of the time.
+    """
+    stride = width * (3 if palette is None else 1)
+    if len(samples) != stride * height or not 0 < width <= MAX_SIDE or not 0 < height <= MAX_SIDE:
+        raise TileError(f"{len(samples)} bytes of samples for a {width}×{height} PNG")
+    if palette is not None and not (len(palette) % 3 == 0 and 0 < len(palette) <= 768):
+        raise TileError(f"a palette of {len(palette)} bytes")
+    view = memoryview(samples)
+    rows = b"".join(b"\0" + view[i : i + stride] for i in range(0, stride * height, stride))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if palette is None else 3, 0, 0, 0)
+    chunks = [(b"IHDR", header)]
+    if palette is not None:
+        chunks.append((b"PLTE", palette))
+    chunks += [(b"IDAT", zlib.compress(rows, compress_level)), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)) for kind, data in chunks)
 
 
 def copy_data(x: int, y: int) -> bytes:
