@@ -572,10 +572,11 @@ class FrameDiffer:
     def _bands(self, pending: list[_Pending]) -> list[_Pending]:
         """
         Lossless pieces side by side (less than a tile apart) whose rows
-        overlap, merged into their bounding box: a line of text newly
-        scrolled in changes a different number of rows in each strip, and
-        one PNG of the band is much smaller than a dozen slivers.  The box
-        may take in unchanged pixels; they are the current picture too.
+        overlap, merged into their bounding box unless it is more than twice
+        their area: a line of text newly scrolled in changes a different
+        number of rows in each strip, and one PNG of the band is much
+        smaller than a dozen slivers.  The box may take in unchanged pixels;
+        they are the current picture too.
         """
         ts = self.settings.tile_size
         limit = self.settings.merge_width * ts
@@ -583,9 +584,10 @@ class FrameDiffer:
         for p in sorted(pending, key=lambda p: (p.x, p.y)):
             if p.lossless:
                 for i, q in enumerate(out):
+                    top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
                     if (q.lossless and 0 <= p.x - (q.x + q.width) < ts and p.x + p.width - q.x <= limit
-                            and p.y < q.y + q.height and q.y < p.y + p.height):
-                        top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
+                            and p.y < q.y + q.height and q.y < p.y + p.height
+                            and (p.x + p.width - q.x) * (bottom - top) <= 2 * (p.width * p.height + q.width * q.height)):
                         out[i] = _Pending(q.x, top, p.x + p.width - q.x, bottom - top, True, None)
                         # (No colours: the box takes in pixels neither piece counted.)
                         break
