@@ -429,8 +429,9 @@ class FrameDiffer:
         s = self.settings
         votes = []
         for x, y, w, h, changed in regions:
-            eligible = [i for i, rows in enumerate(changed)
-                        if len(rows) >= s.min_shift_votes and self._votes(image, x, i, rows)]
+            # (Fewer changed rows than a copy needs are cheaper to encode than to look up.)
+            least = max(s.min_shift_votes, s.min_copy_rows)
+            eligible = [i for i, rows in enumerate(changed) if len(rows) >= least and self._votes(image, x, i, rows)]
             if not eligible:
                 continue
             # Fingerprints of the row segments of those strips at once; the strips' keys are
