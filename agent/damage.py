@@ -19,7 +19,6 @@ Two parts:
 import select
 
 import attrs
-import numpy as np
 
 
 def dirty_regions(rects, monitor, tile_size: int) -> list[tuple[int, int, int, int]]:
@@ -34,23 +33,23 @@ def dirty_regions(rects, monitor, tile_size: int) -> list[tuple[int, int, int, i
     monitor's; they do not overlap.
     """
     left, top, width, height = monitor
-    cols, rows = -(-width // tile_size), -(-height // tile_size)
-    touched = np.zeros((rows, cols), dtype=bool)
+    touched: dict[int, list[tuple[int, int]]] = {}  # row of tiles -> column ranges touched
     for x, y, w, h in rects:
         x0, y0 = max(x - left, 0), max(y - top, 0)
         x1, y1 = min(x - left + w, width), min(y - top + h, height)
         if x1 > x0 and y1 > y0:
-            touched[y0 // tile_size : (y1 - 1) // tile_size + 1, x0 // tile_size : (x1 - 1) // tile_size + 1] = True
+            columns = (x0 // tile_size, (x1 - 1) // tile_size + 1)
+            for row in range(y0 // tile_size, (y1 - 1) // tile_size + 1):
+                touched.setdefault(row, []).append(columns)
     out = []
-    open_runs: dict[tuple[int, int], int] = {}  # (first column, end column) -> index in out
-    for row in range(rows):
-        line = touched[row]
-        if not line.any():
+    open_runs: dict[tuple[int, int], int] = {}  # runs of the row of tiles above -> index in out
+    previous_row = None
+    for row in sorted(touched):
+        if previous_row is None or row != previous_row + 1:
             open_runs = {}
-            continue
-        edges = np.flatnonzero(np.diff(np.concatenate(([False], line, [False])).astype(np.int8)))
+        previous_row = row
         runs = {}
-        for c0, c1 in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        for c0, c1 in _merged(touched[row]):
             y = row * tile_size
             h = min(tile_size, height - y)
             index = open_runs.get((c0, c1))
@@ -62,6 +61,18 @@ def dirty_regions(rects, monitor, tile_size: int) -> list[tuple[int, int, int, i
                 out.append((c0 * tile_size, y, min(c1 * tile_size, width) - c0 * tile_size, h))
             runs[(c0, c1)] = index
         open_runs = runs
+    return out
+
+
+def _merged(ranges):
+    """Ranges (start, end) merged where they overlap or touch, in order."""
+    out = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
     return out
 
 

@@ -96,6 +96,7 @@ class ScreenSettings:
     lossy_quality: int = 75  # 1–100
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
     palette_colours: int = 256  # lossless tiles with at most this many colours become palette PNGs
+    palette_pixels: int = 4096  # ... if they have this many pixels: on a smaller one RGB is as small and faster
     png_level: int = 1  # zlib level of PNG tiles (0–9)
     merge_width: int = 32  # neighbouring tiles merged into one, at most this many tiles wide
     max_tile_bytes: int = 60 * 1024  # one tile's data at most (a session chunk)
@@ -497,11 +498,12 @@ class FrameDiffer:
                     bands = encode // ts
                     starts = np.flatnonzero(np.diff(bands, prepend=-1))
                     ends = np.append(starts[1:], len(encode)) - 1
-                    for a, b in zip(encode[starts].tolist(), encode[ends].tolist()):
-                        piece = self._classify(image, x0, a, x1 - x0, b + 1 - a)
+                    pieces = [(x0, a, x1 - x0, b + 1 - a) for a, b in zip(encode[starts].tolist(), encode[ends].tolist())]
+                    for piece in self._classify_all(image, pieces):
                         if piece.lossless:  # (a photograph's pieces changed all over)
-                            columns = np.flatnonzero((base[a - y : b + 1 - y, x0 - x : x1 - x]
-                                                      != now[a - y : b + 1 - y, x0 - x : x1 - x]).any(axis=0))
+                            x0, a, b = piece.x, piece.y, piece.y + piece.height
+                            columns = np.flatnonzero((base[a - y : b - y, x0 - x : x0 + piece.width - x]
+                                                      != now[a - y : b - y, x0 - x : x0 + piece.width - x]).any(axis=0))
                             if len(columns):
                                 piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
                         pending.append(piece)
@@ -556,6 +558,21 @@ class FrameDiffer:
                 for y in range(0, height, ts) for x0, x1 in self._strips(width)]
 
     # -- encoding -------------------------------------------------------------------------
+
+    def _classify_all(self, image, pieces) -> list[_Pending]:
+        """
+        L{_classify} for C{pieces} (x, y, width, height) one under the other
+        in a strip: when they have at most C{text_colours} colours all
+        together, so has each (one count instead of one a piece).
+        """
+        if len(pieces) > 1:
+            x, top, w, _ = pieces[0]
+            bottom = pieces[-1][1] + pieces[-1][3]
+            if sum(p[3] for p in pieces) * 2 >= bottom - top:
+                colours = image.colours((x, top, x + w, bottom), self.settings.text_colours)
+                if colours is not None:
+                    return [_Pending(*p, True, colours) for p in pieces]
+        return [self._classify(image, *p) for p in pieces]
 
     def _classify(self, image, x, y, w, h) -> _Pending:
         colours = image.colours((x, y, x + w, y + h), self.settings.text_colours)
@@ -643,10 +660,11 @@ class FrameDiffer:
         if p.lossless:
             encoding, data, region = wt.PNG, None, None
             colours = p.colours
-            if colours is None:  # a merged band, or a tile on a shared window's border
-                colours = image.colours(box, s.palette_colours)
-            if colours is not None and len(colours) <= s.palette_colours:
-                data = _palette_png(image.pixels(box), colours, s.png_level)
+            if p.width * p.height >= s.palette_pixels:
+                if colours is None:  # a merged band, or a tile on a shared window's border
+                    colours = image.colours(box, s.palette_colours)
+                if colours is not None and len(colours) <= s.palette_colours:
+                    data = _palette_png(image.pixels(box), colours, s.png_level)
             if data is None:
                 region = region or image.crop(box)
                 data = wt.encode_tile(region, wt.PNG, compress_level=s.png_level)
