@@ -423,8 +423,9 @@ class DifferTests(unittest.TestCase):
         picture = self.desktop()
         self.show(picture)
         rnd = random.Random(3)
-        for step in range(8):
-            x, y = rnd.randrange(0, 280), rnd.randrange(0, 220)
+        for step in range(12):
+            # Every third change in the same place (its patch covers the last one's), others anywhere.
+            x, y = (100, 100) if step % 3 else (rnd.randrange(0, 280), rnd.randrange(0, 220))
             ImageDraw.Draw(picture).rectangle((x, y, x + 30, y + 20), fill=(rnd.randrange(256), 0, step * 30))
             rects = dirty_regions([(x, y, 31, 21)], (0, 0, 320, 256), 64)
             self.assertIsNotNone(self.update(picture, rects))
