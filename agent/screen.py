@@ -197,11 +197,13 @@ class _Canvas:
     def __init__(self, rows):
         self.rows = rows
         self._view = None
+        self._counted: dict[tuple, list | None] = {}
 
     def colours(self, box, limit: int):
         """
         The colours of C{box} (left, top, right, bottom) as C{getcolors}
-        lists them, (count, (b, g, r, x)), or C{None} if more than C{limit}.
+        lists them, (count, (b, g, r, x)), or C{None} if more than C{limit};
+        counted once a box.
         """
         if self._view is None:
             height, width = self.rows.shape
@@ -209,7 +211,10 @@ class _Canvas:
             # Pillow's core image: its crop and getcolors without Image's bookkeeping around
             # each call (a third of the time; this runs for every piece of every frame).
             self._view = view.im
-        return self._view.crop(box).getcolors(limit)
+        key = (*box, limit)
+        if key not in self._counted:
+            self._counted[key] = self._view.crop(box).getcolors(limit)
+        return self._counted[key]
 
     def crop(self, box) -> Image.Image:
         """The rectangle C{box} (left, top, right, bottom) as an RGB image."""
@@ -572,14 +577,16 @@ class FrameDiffer:
         in a strip: when they have at most C{text_colours} colours all
         together, so has each (one count instead of one a piece).
         """
-        if len(pieces) > 1:
-            x, top, w, _ = pieces[0]
-            bottom = pieces[-1][1] + pieces[-1][3]
-            if sum(p[3] for p in pieces) * 2 >= bottom - top:
+        first = self._classify(image, *pieces[0])
+        rest = pieces[1:]
+        if len(rest) > 1 and first.lossless:  # (a photograph's strip would only count once more)
+            x, top, w, _ = rest[0]
+            bottom = rest[-1][1] + rest[-1][3]
+            if sum(p[3] for p in rest) * 2 >= bottom - top:
                 colours = image.colours((x, top, x + w, bottom), self.settings.text_colours)
                 if colours is not None:
-                    return [_Pending(*p, True, colours) for p in pieces]
-        return [self._classify(image, *p) for p in pieces]
+                    return [first] + [_Pending(*p, True, colours) for p in rest]
+        return [first] + [self._classify(image, *p) for p in rest]
 
     def _classify(self, image, x, y, w, h) -> _Pending:
         colours = image.colours((x, y, x + w, y + h), self.settings.text_colours)
