@@ -12,47 +12,75 @@ Two parts:
     pointer, the window list and the geometry of the window shared alone.
     The reactor thread asks for a frame with a Deferred; the capture thread
     grabs at most C{max_fps} times a second until something changed, and
-    hands the frame back with C{reactor.callFromThread}.  An idle desktop
-    sends nothing, and is grabbed less and less often (L{grab_interval}).
+    hands the frame back with C{reactor.callFromThread}.
+
+What to grab: with the X DAMAGE extension (L{agent.damage}, as x11vnc
+uses it) only the tiles the X server reports drawn since the last grab,
+and nothing at all while nothing is drawn; a drawing on a still screen is
+grabbed C{settle} seconds after it starts, so that one frame holds it.  The
+whole monitor is grabbed at the first frame, when sharing one window, and
+every C{full_check} seconds in case something drew without DAMAGE knowing.
+The differ then compares only those rectangles (L{FrameDiffer.update}); it
+keeps two pictures and brings the spare one up to date only where the last
+update changed it, so no frame copies a whole monitor.  Without DAMAGE the
+whole monitor is grabbed and compared, less and less often on a still
+screen (L{grab_interval}).  The top-level windows' places come from
+C{SubstructureNotify} events on the same connection.
 
 Tiles: the monitor is cut into C{tile_size} squares; for each column of
 tiles ("strip") the rows that changed are found by comparing the pictures
-as numpy arrays of 32-bit pixels (one row of the array per row of pixels).
+as numpy arrays of 32-bit pixels, two pixels at a time, for all strips of
+a region at once (L{strip_changes}).
 
-Moved regions: for each strip, the changed rows' segments get a 64-bit
-fingerprint (L{row_fingerprints}: the dot product of the pixels with fixed
-random weights, all rows at once) and are
-looked up among the previous picture's segments of the same strip; every
-match of a rare segment (one that occurs at most C{max_hash_repeats}
-times) votes for a vertical shift.  The shifts with at least
-C{min_shift_votes} votes, and the moves of top-level windows the X server
-reports (a window that kept its size and changed its place), are the
-candidates; a changed row is "explained" by a candidate when its segment is
-byte for byte the previous picture's segment at the shifted place
-(L{explained_rows}, one array comparison per shift and strip).  Runs of
-at least C{min_copy_rows} explained rows become C{copy} tiles (merged across
-strips); only the rest — the newly exposed pixels — is encoded.
+Moved windows: a window the X server reports moved (same size, another
+place) is checked row by row against the previous picture at its old place;
+its runs of at least C{min_copy_rows} equal rows become C{copy} tiles of its
+exact rectangle, and the rest is compared against the previous picture
+with those copies applied: only the uncovered L and what changed inside
+the window are left.
 
-Encoding rule (per tile, cheap and measured on a 64×64 tile of a Tk window
-under Xvfb): anti-aliased text and flat UI have few distinct colours
-(monospaced text: 109–149, flat areas: 1–3), photographic content has many
-(a blurred photo with noise: 3051, its edge: 706).  Pillow's C{getcolors}
-with a limit answers "more than C{text_colours}" in about 0.02 ms, so:
+Scrolled rows: in strips that look text-like where they changed (a
+photograph's rows hardly ever recur, and looking them up costs), up to
+C{vote_rows} changed rows' segments get a 64-bit fingerprint
+(L{strip_fingerprints}: the dot product of the pixels, two at a time, with
+fixed random weights) and are looked up among the previous picture's
+segments of the same strip; every match of a rare segment (one that occurs
+at most C{max_hash_repeats} times) votes for a vertical shift.  The shifts
+with at least C{min_shift_votes} votes and the moves not already copied are
+the candidates; a changed row is "explained" by a candidate when its
+segment is byte for byte the previous picture's segment at the shifted
+place (L{explained_strips}, one array comparison per shift and region, each
+later candidate only over the rows the ones before left).  Runs of at least
+C{min_copy_rows} explained rows become C{copy} tiles (merged across
+strips); only the rest is encoded, each lossless piece narrowed to the
+columns that changed.
 
-  - at most C{text_colours} (256) colours: lossless.  At most
-    C{palette_colours} (64) colours: a palette PNG (exact, checked; a
-    2-colour tile is 96 bytes instead of 164), otherwise an RGB PNG at
-    C{png_level} 1 (text: 991–1702 bytes, 0.1 ms; a palette would save a
-    third but median cut costs 0.5–0.8 ms a tile).  Raw RGB when the PNG
-    would not be smaller.
-  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: WebP 75
-    (497 bytes a photo tile, mean absolute error 3.5 of 255, 0.15 ms)
-    rather than JPEG 75 (1112 bytes, error 3.1, 0.04 ms) or any PNG
-    (6800 bytes).
+Encoding rule (per tile, cheap; counts on a 64×64 tile of a Tk window under
+Xvfb): anti-aliased text and flat UI have few distinct colours (monospaced
+text: 109–149, flat areas: 1–3), photographic content has many (a blurred
+photo with noise: 3051, its edge: 706).  Pillow's C{getcolors} with a limit,
+on a view of the grabbed pixels (no conversion), answers "more than
+C{text_colours}" in a few microseconds, so:
 
-Neighbouring tiles of the same kind in the same rows are merged up to
-C{merge_width} tiles wide (fewer headers, better compression); any tile
-whose data would exceed C{max_tile_bytes} is split until it fits.
+  - at most C{text_colours} (256) colours: lossless, a PNG written by hand
+    (L{wire.tiles.png_image}: unfiltered rows at zlib level C{png_level} 1,
+    15 % smaller on screen content than Pillow's adaptive filters and three
+    times faster); with a palette of exactly the colours counted when the
+    piece has C{palette_pixels} or more (below that RGB is as small and
+    faster).  Raw RGB when the PNG would not be smaller.
+  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: JPEG 75
+    (libjpeg-turbo: 0.14 ms for 960×64 of a photograph, 8 KB, mean absolute
+    error about 4 of 255) rather than WebP 75 (1.1 ms, 6 KB): the bytes stay
+    under x11vnc Tight's and the CPU is an eighth.
+
+Pieces of the same kind in the same rows are merged up to C{merge_width}
+tiles wide, and pieces of the same columns one under the other up to as
+high (fewer tiles, better compression); any tile whose data would exceed
+C{max_tile_bytes} is split until it fits.
+
+Memory: every frame allocates buffers of up to a monitor's size; the
+capture thread asks glibc to keep them in its heap (L{agent.memory}) rather
+than to map and unmap them each time.
 
 Application-only sharing (L{ScreenSource.share_window}): every grab is
 blacked out outside the shared window's current rectangle, and where other

@@ -1,7 +1,7 @@
 """
 "At comparable quality": one picture of the photo workload encoded as
-Ponte's differ encodes it (L{agent.screen.FrameDiffer}: WebP 75 tiles for
-photographic tiles) and as x11vnc's Tight encodes photographic areas at
+Ponte's differ encodes it (L{agent.screen.FrameDiffer} with its default
+settings: JPEG 75 tiles for photographic areas) and as x11vnc's Tight encodes photographic areas at
 the quality level the benchmark asks for (JPEG by libjpeg-turbo at the
 quality and chroma subsampling libvncserver maps the level to), each
 with its size and its mean absolute error per channel against the

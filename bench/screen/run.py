@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(systems.SYSTEMS),
                         help=f"some of {','.join(systems.SYSTEMS)} (default all)")
     parser.add_argument("--tight-quality", type=int, default=5, choices=range(10),
-                        help="Tight JPEG quality level 0-9 (default 5: JPEG 77, like WebP 75)")
+                        help="Tight JPEG quality level 0-9 (default 5: JPEG 77, 4:2:2)")
     parser.add_argument("--tight-compression", type=int, default=2, choices=range(10),
                         help="Tight compression level 0-9 (default 2)")
     parser.add_argument("--profile", action="store_true",
