@@ -11,6 +11,7 @@ See README.md in this directory.
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import platform
@@ -51,7 +52,8 @@ DISTURBED = 0.1  # share of a CPU used by other processes above which a run is f
 # PhotoImage, the canvas redrawn by Tk (then the console's X server, read by the watcher).
 STAGES = ("decoded", "pasted", "redrawn")
 FIT, ONE_TO_ONE = "fit", "1:1"
-BRIDGE_MS = Bridge.__init__.__defaults__[0]  # the console's bridge's interval (console.app uses the default)
+# The console's bridge's pace while updates arrive (console.app uses the defaults).
+BRIDGE_MS = inspect.signature(Bridge).parameters["busy_interval_ms"].default
 VIEWS = (FIT, ONE_TO_ONE)
 # The console's display in 1:1 mode: room round the picture for the window's own rows.
 ONE_TO_ONE_MARGIN = (40, 240)
@@ -500,7 +502,7 @@ def run(options) -> int:
         if behind:
             print(f"note: in {len(behind)} of {len(moving)} runs with frames the canvas was redrawn less often than "
                   "the agent sent frames: updates pasted in the same turn of Tk's loop are drawn once (the bridge "
-                  f"brings the decoder's updates to the Tk thread every {BRIDGE_MS} ms)")
+                  f"brings the decoder's updates to the Tk thread every {BRIDGE_MS} ms while they arrive)")
         flagged = [r for r in results if r.other >= DISTURBED]
         if flagged:
             print(f"warning: other processes used {DISTURBED:.0%} of a CPU or more during {len(flagged)} runs; "
