@@ -1119,7 +1119,11 @@ class _Capture(threading.Thread):
             grabber = mss.MSS(display=self.source.display)
             differ = FrameDiffer(self.settings)
             while not self.stopping.is_set():
-                job = self.jobs.get()
+                try:
+                    job = self.jobs.get(timeout=_WAKE_UP)
+                except queue.Empty:
+                    self._drain()
+                    continue
                 if job is None:
                     break
                 monitor, deferred = job
@@ -1241,6 +1245,15 @@ class _Capture(threading.Thread):
         if self._windows_now is not None:
             self._windows = self._windows_now
         return frame
+
+    def _drain(self) -> None:
+        """
+        Read what DAMAGE reported while no frame is asked for (so that the X
+        server does not keep it for us); what was drawn meanwhile is then
+        found by comparing the whole monitor at the next frame.
+        """
+        if self._watch is not None and self._watch.take():
+            self._last_full = 0.0
 
     def _damage_watch(self):
         """The X DAMAGE watch of this thread, started at the first call; C{None} without DAMAGE (or when off)."""

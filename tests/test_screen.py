@@ -765,6 +765,18 @@ class DamagedCaptureTests(unittest.TestCase):
         self.assertEqual(self.grabs[1:], [(1000, 500, 160, 120)])
         self.assertEqual([(t.x, t.y, t.width, t.height) for t in frame.tiles], [(5, 100, 4, 11)])
 
+    def test_what_is_drawn_while_no_frame_is_asked_for_is_read_and_compared_whole(self):
+        self.next()
+        self.capture._drain()  # nothing drawn: nothing to do
+        self.assertGreater(self.capture._last_full, 0)
+        ImageDraw.Draw(self.picture).rectangle((150, 110, 155, 115), fill=(0, 0, 255))
+        self.watch.rects = [(1150, 610, 6, 6)]
+        self.capture._drain()
+        self.assertEqual(self.watch.rects, [])  # read, not left with the X server
+        frame = self.next()
+        self.assertEqual(self.grabs[1:], [(1000, 500, 160, 120)])  # the whole monitor
+        self.assertEqual([(t.x, t.y, t.width, t.height) for t in frame.tiles], [(150, 110, 6, 6)])
+
     def test_a_shared_window_is_grabbed_whole(self):
         self.next()
         self.capture._x = object()  # never asked: the window is gone
