@@ -538,7 +538,8 @@ class FrameDiffer:
                     bands = encode // ts
                     starts = np.flatnonzero(np.diff(bands, prepend=-1))
                     ends = np.append(starts[1:], len(encode)) - 1
-                    pieces = [(x0, a, x1 - x0, b + 1 - a) for a, b in zip(encode[starts].tolist(), encode[ends].tolist())]
+                    pieces = [(x0, a, x1 - x0, b + 1 - a)
+                              for a, b in zip(encode[starts].tolist(), encode[ends].tolist())]
                     for piece in self._classify_all(image, pieces):
                         if piece.lossless:  # (a photograph's pieces changed all over)
                             x0, a, b = piece.x, piece.y, piece.y + piece.height
@@ -645,9 +646,10 @@ class FrameDiffer:
             if p.lossless:
                 for i, q in enumerate(out):
                     top, bottom = min(p.y, q.y), max(p.y + p.height, q.y + q.height)
+                    box = (p.x + p.width - q.x) * (bottom - top)
                     if (q.lossless and 0 <= p.x - (q.x + q.width) < ts and p.x + p.width - q.x <= limit
                             and p.y < q.y + q.height and q.y < p.y + p.height
-                            and (p.x + p.width - q.x) * (bottom - top) <= 2 * (p.width * p.height + q.width * q.height)):
+                            and box <= 2 * (p.width * p.height + q.width * q.height)):
                         out[i] = _Pending(q.x, top, p.x + p.width - q.x, bottom - top, True, None)
                         # (No colours: the box takes in pixels neither piece counted.)
                         break

@@ -436,7 +436,8 @@ class DifferTests(unittest.TestCase):
         self.assertRaises(ValueError, self.differ.update, 0, 320, 256, [])
         self.show(picture)
         for rect in ((10, 0, 64, 64), (0, 0, 60, 64), (256, 200, 128, 56)):
-            self.assertRaises(ValueError, self.differ.update, 0, 320, 256, [rect + (self.part(picture, (0, 0, 64, 64)),)])
+            patch = rect + (self.part(picture, (0, 0, 64, 64)),)
+            self.assertRaises(ValueError, self.differ.update, 0, 320, 256, [patch])
         # The right edge of the picture ends a patch off the grid.
         self.assertIsNone(self.update(picture, [(256, 0, 64, 256)]))
 

@@ -88,7 +88,8 @@ def png_image(width: int, height: int, samples: bytes, palette: bytes | None = N
         chunks.append((b"PLTE", palette))
     chunks += [(b"IDAT", zlib.compress(rows, compress_level)), (b"IEND", b"")]
     return b"\x89PNG\r\n\x1a\n" + b"".join(
-        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)) for kind, data in chunks)
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        for kind, data in chunks)
 
 
 def copy_data(x: int, y: int) -> bytes:
