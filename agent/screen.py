@@ -531,7 +531,9 @@ class FrameDiffer:
                 if not len(rows):
                     continue
                 x0, x1 = x + i * ts, min(x + (i + 1) * ts, x + w)
-                moved, encode = self._strip_runs(rows, y, [e[:, i] for e in explained], shifts)
+                moved, encode = (), rows
+                if shifts:
+                    moved, encode = self._strip_runs(rows, y, [e[:, i] for e in explained], shifts)
                 for y0, y1, (dx, dy) in moved:
                     runs.setdefault((y0, y1 - y0, dx, dy), []).append((x0, x1))
                 if len(encode):
