@@ -543,12 +543,19 @@ class FrameDiffer:
                     pieces = [(x0, a, x1 - x0, b + 1 - a)
                               for a, b in zip(encode[starts].tolist(), encode[ends].tolist())]
                     for piece in self._classify_all(image, pieces):
-                        if piece.lossless:  # (a photograph's pieces changed all over)
-                            x0, a, b = piece.x, piece.y, piece.y + piece.height
-                            columns = np.flatnonzero((base[a - y : b - y, x0 - x : x0 + piece.width - x]
-                                                      != now[a - y : b - y, x0 - x : x0 + piece.width - x]).any(axis=0))
-                            if len(columns):
-                                piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
+                        if not piece.lossless:  # (a photograph's pieces changed all over: not narrowed)
+                            last = pending[-1] if pending else None
+                            if (last is not None and not last.lossless and last.x == piece.x
+                                    and last.y + last.height == piece.y):
+                                last.height += piece.height  # the same strip, the next row of tiles
+                            else:
+                                pending.append(piece)
+                            continue
+                        x0, a, b = piece.x, piece.y, piece.y + piece.height
+                        columns = np.flatnonzero((base[a - y : b - y, x0 - x : x0 + piece.width - x]
+                                                  != now[a - y : b - y, x0 - x : x0 + piece.width - x]).any(axis=0))
+                        if len(columns):
+                            piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
                         pending.append(piece)
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
@@ -610,14 +617,18 @@ class FrameDiffer:
         """
         first = self._classify(image, *pieces[0])
         rest = pieces[1:]
+        limit = self.settings.text_colours
         if len(rest) > 1 and first.lossless:  # (a photograph's strip would only count once more)
             x, top, w, _ = rest[0]
             bottom = rest[-1][1] + rest[-1][3]
             if sum(p[3] for p in rest) * 2 >= bottom - top:
-                colours = image.colours((x, top, x + w, bottom), self.settings.text_colours)
+                colours = image.colours((x, top, x + w, bottom), limit)
                 if colours is not None:
                     return [first] + [_Pending(*p, True, colours) for p in rest]
-        return [first] + [self._classify(image, *p) for p in rest]
+        if self._shown is not None:
+            return [first] + [self._classify(image, *p) for p in rest]
+        counts = [image.colours((x, y, x + w, y + h), limit) for x, y, w, h in rest]
+        return [first] + [_Pending(x, y, w, h, c is not None, c) for (x, y, w, h), c in zip(rest, counts)]
 
     def _classify(self, image, x, y, w, h) -> _Pending:
         colours = image.colours((x, y, x + w, y + h), self.settings.text_colours)
