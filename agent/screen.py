@@ -527,6 +527,7 @@ class FrameDiffer:
             if base is None:
                 base = old[y : y + h, x : x + w]
             now = new[y : y + h, x : x + w]
+            strips = []  # per strip, its pieces left to encode: (x, y, width, height), one per row of tiles
             for i, rows in enumerate(changed):
                 if not len(rows):
                     continue
@@ -540,23 +541,22 @@ class FrameDiffer:
                     bands = encode // ts
                     starts = np.flatnonzero(np.diff(bands, prepend=-1))
                     ends = np.append(starts[1:], len(encode)) - 1
-                    pieces = [(x0, a, x1 - x0, b + 1 - a)
-                              for a, b in zip(encode[starts].tolist(), encode[ends].tolist())]
-                    for piece in self._classify_all(image, pieces):
-                        if not piece.lossless:  # (a photograph's pieces changed all over: not narrowed)
-                            last = pending[-1] if pending else None
-                            if (last is not None and not last.lossless and last.x == piece.x
-                                    and last.y + last.height == piece.y):
-                                last.height += piece.height  # the same strip, the next row of tiles
-                            else:
-                                pending.append(piece)
-                            continue
-                        x0, a, b = piece.x, piece.y, piece.y + piece.height
-                        columns = np.flatnonzero((base[a - y : b - y, x0 - x : x0 + piece.width - x]
-                                                  != now[a - y : b - y, x0 - x : x0 + piece.width - x]).any(axis=0))
-                        if len(columns):
-                            piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
+                    strips.append([(x0, a, x1 - x0, b + 1 - a)
+                                   for a, b in zip(encode[starts].tolist(), encode[ends].tolist())])
+            for piece in self._classify_region(image, strips):
+                if not piece.lossless:  # (a photograph's pieces changed all over: not narrowed)
+                    last = pending[-1] if pending else None
+                    if last is not None and not last.lossless and last.x == piece.x and last.y + last.height == piece.y:
+                        last.height += piece.height  # the same strip, the next row of tiles
+                    else:
                         pending.append(piece)
+                    continue
+                x0, a, b = piece.x, piece.y, piece.y + piece.height
+                columns = np.flatnonzero((base[a - y : b - y, x0 - x : x0 + piece.width - x]
+                                          != now[a - y : b - y, x0 - x : x0 + piece.width - x]).any(axis=0))
+                if len(columns):
+                    piece.x, piece.width = x0 + int(columns[0]), int(columns[-1]) + 1 - int(columns[0])
+                pending.append(piece)
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
             for x0, x1 in _merge_ranges(ranges):
@@ -608,6 +608,38 @@ class FrameDiffer:
                 for y in range(0, height, ts) for x0, x1 in self._strips(width)]
 
     # -- encoding -------------------------------------------------------------------------
+
+    def _classify_region(self, image, strips) -> list[_Pending]:
+        """
+        L{_classify} for the pieces of a region's C{strips} (per strip, its
+        pieces one under the other).  Pieces of the same rows in strips side
+        by side that have at most C{text_colours} colours all together are
+        one lossless piece (one count, and the uncovered top of a moved
+        window is one piece); the others are classified strip by strip
+        (L{_classify_all}).
+        """
+        rows: dict[tuple, list] = {}  # (y, height) -> runs of pieces side by side
+        for pieces in strips:
+            for piece in pieces:
+                runs = rows.setdefault(piece[1::2], [])
+                if runs and runs[-1][-1][0] + runs[-1][-1][2] == piece[0]:
+                    runs[-1].append(piece)
+                else:
+                    runs.append([piece])
+        out, done = [], set()
+        for (top, height), runs in rows.items():
+            for run in runs:
+                if len(run) > 1:
+                    x0, x1 = run[0][0], run[-1][0] + run[-1][2]
+                    colours = image.colours((x0, top, x1, top + height), self.settings.text_colours)
+                    if colours is not None:
+                        out.append(_Pending(x0, top, x1 - x0, height, True, colours))
+                        done.update(run)
+        for pieces in strips:
+            left = [p for p in pieces if p not in done]
+            if left:
+                out.extend(self._classify_all(image, left))
+        return out
 
     def _classify_all(self, image, pieces) -> list[_Pending]:
         """
