@@ -629,11 +629,14 @@ class FrameDiffer:
                 else:
                     runs.append([piece])
         out, done = [], set()
+        limit = self.settings.text_colours
         for (top, height), runs in rows.items():
             for run in runs:
-                if len(run) > 1:
-                    x0, x1 = run[0][0], run[-1][0] + run[-1][2]
-                    colours = image.colours((x0, top, x1, top + height), self.settings.text_colours)
+                x0, _, w0, _ = run[0]
+                # (Its first piece counted first, once for all: a photograph's run stops there.)
+                if len(run) > 1 and image.colours((x0, top, x0 + w0, top + height), limit) is not None:
+                    x1 = run[-1][0] + run[-1][2]
+                    colours = image.colours((x0, top, x1, top + height), limit)
                     if colours is not None:
                         out.append(_Pending(x0, top, x1 - x0, height, True, colours))
                         done.update(run)
