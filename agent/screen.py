@@ -70,10 +70,11 @@ C{text_colours}" in a few microseconds, so:
     of the bytes of text but takes two to three times as long, and the
     bytes are far below the target while the time is not.  Raw RGB when
     the PNG would not be smaller.
-  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: JPEG 75
-    (libjpeg-turbo: 0.14 ms for 960×64 of a photograph, 8 KB, mean absolute
-    error about 4 of 255) rather than WebP 75 (1.1 ms, 6 KB): the bytes stay
-    under x11vnc Tight's and the CPU is an eighth.
+  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: JPEG 70
+    with optimised Huffman tables (libjpeg-turbo: 960×540 of a photograph
+    in 3.8 ms, 37.5 KB, mean absolute error 4.08 of 255, where x11vnc
+    Tight at its nearest quality, level 4, sends 39.0 KB at 4.07: see
+    C{bench/screen/quality.py}) rather than WebP (8 times the CPU).
 
 Pieces of the same kind in the same rows are merged up to C{merge_width}
 tiles wide, and pieces of the same columns one under the other up to as
@@ -123,7 +124,7 @@ class ScreenSettings:
     idle_fps: float = 10.0  # the polling rate it falls to on a still screen (never above max_fps)
     idle_after: float = 1.0  # seconds without a change before the polling slows: max_fps * idle_after / still, down to idle_fps
     lossy_encoding: str = "jpeg"  # "jpeg" or "webp", for photographic tiles
-    lossy_quality: int = 75  # 1–100
+    lossy_quality: int = 70  # 1–100
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
     palette_colours: int = 256  # lossless tiles with at most this many colours become palette PNGs
     palette_pixels: int = 16384  # ... if they have this many pixels (palettes save 10–30 % bytes at 2–3 × the time)
