@@ -70,11 +70,13 @@ C{text_colours}" in a few microseconds, so:
     of the bytes of text but takes two to three times as long, and the
     bytes are far below the target while the time is not.  Raw RGB when
     the PNG would not be smaller.
-  - more colours: lossy, C{lossy_encoding} at C{lossy_quality}: JPEG 70
-    with optimised Huffman tables (libjpeg-turbo: 960×540 of a photograph
-    in 3.8 ms, 37.5 KB, mean absolute error 4.08 of 255, where x11vnc
-    Tight at its nearest quality, level 4, sends 39.0 KB at 4.07: see
-    C{bench/screen/quality.py}) rather than WebP (8 times the CPU).
+  - more colours: lossy, C{lossy_encoding} at C{lossy_quality} with
+    C{lossy_subsampling}: JPEG 62 4:2:2 (libjpeg-turbo: 960×540 of a
+    photograph in 1.3 ms, 39.0 KB, mean absolute error 4.07 of 255: what
+    x11vnc Tight's quality level 4 sends, see C{bench/screen/quality.py})
+    rather than WebP (8 times the CPU).  Optimised Huffman tables would
+    save 11 % of the bytes but double the time, and the agent's CPU is
+    the tighter target.
 
 Pieces of the same kind in the same rows are merged up to C{merge_width}
 tiles wide, and pieces of the same columns one under the other up to as
@@ -124,7 +126,8 @@ class ScreenSettings:
     idle_fps: float = 10.0  # the polling rate it falls to on a still screen (never above max_fps)
     idle_after: float = 1.0  # seconds without a change before the polling slows: max_fps * idle_after / still, down to idle_fps
     lossy_encoding: str = "jpeg"  # "jpeg" or "webp", for photographic tiles
-    lossy_quality: int = 70  # 1–100
+    lossy_quality: int = 62  # 1–100
+    lossy_subsampling: str = "4:2:2"  # JPEG chroma subsampling: "4:4:4", "4:2:2" or "4:2:0"
     text_colours: int = 256  # a tile with at most this many distinct colours is text-like: lossless
     palette_colours: int = 256  # lossless tiles with at most this many colours become palette PNGs
     palette_pixels: int = 16384  # ... if they have this many pixels (palettes save 10–30 % bytes at 2–3 × the time)
@@ -146,6 +149,8 @@ class ScreenSettings:
             raise ValueError(f"lossy_encoding must be one of {wt.LOSSY}")
         if not 8 <= self.tile_size <= 1024 or self.max_fps <= 0 or not 1 <= self.lossy_quality <= 100:
             raise ValueError("tile_size 8–1024, max_fps > 0, lossy_quality 1–100")
+        if self.lossy_subsampling not in ("4:4:4", "4:2:2", "4:2:0"):
+            raise ValueError("lossy_subsampling is one of 4:4:4, 4:2:2, 4:2:0")
         if self.idle_fps <= 0 or self.idle_after < 0:
             raise ValueError("idle_fps > 0, idle_after ≥ 0")
 
@@ -767,7 +772,8 @@ class FrameDiffer:
                 encoding, data = wt.RAW, (region or image.crop(box)).tobytes()
         else:
             encoding = s.lossy_encoding
-            data = wt.encode_tile(image.crop(box), encoding, quality=s.lossy_quality)
+            data = wt.encode_tile(image.crop(box), encoding, quality=s.lossy_quality,
+                                  subsampling=s.lossy_subsampling)
         if len(data) <= s.max_tile_bytes:
             return [Tile(p.x, p.y, p.width, p.height, encoding, data)]
         if p.width >= p.height and p.width > 1:

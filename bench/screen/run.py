@@ -104,7 +104,7 @@ def header(options, commit: str) -> str:
         f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}",
         f"  Python {platform.python_version()}, Pillow {PIL.__version__}, mss {mss.__version__}",
         f"  agent: ScreenSettings() defaults: tiles {s.tile_size} px, at most {s.max_fps:g} grabs/s, "
-        f"lossy {s.lossy_encoding} q{s.lossy_quality} above {s.text_colours} colours, PNG level {s.png_level}",
+        f"lossy {s.lossy_encoding} q{s.lossy_quality} {s.lossy_subsampling} above {s.text_colours} colours, PNG level {s.png_level}",
         f"  x11vnc: {systems.x11vnc_version()}, defaults plus {' '.join(systems.x11vnc_command(':N', 0)[5:])}; "
         f"Tight quality level {options.tight_quality}, compression level {options.tight_compression}",
         f"  X server: Xvfb {_program_version(['dpkg-query', '-W', '-f', '${Version}', 'xvfb'])} (Debian package)",
