@@ -114,7 +114,7 @@ class TwistdTests(unittest.TestCase):
         self.addCleanup(support.close, operator)
         yield operator.hello(commands.ROLE_OPERATOR)
         who = yield operator.callRemote(commands.Login, username="alice", password=support.PASSWORD)
-        self.assertEqual(who, {"display_name": "Alice Agostini", "organisation": "Acme Support"})
+        self.assertEqual(who, {"display_name": "Alice Agostini", "organisation": "Acme Support", "record_sessions": False})
         created = yield operator.callRemote(commands.CreateSession)
         agent = yield client.connect(reactor, "localhost", port, self.ca)
         self.addCleanup(support.close, agent)
