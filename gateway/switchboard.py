@@ -9,26 +9,22 @@ into it with a L{Peer} describing their connection.
 """
 
 import datetime
-import hmac
 import json
 import zlib
 
 import attrs
 from cryptography.hazmat.primitives import serialization
-from twisted.internet import threads
-
 from zope.interface import implementer
 
-from gateway import passwords, pki, records
+from gateway import credentials, pki, records
+from gateway.credentials import Credentials
 from gateway.config import GatewayConfig
 from gateway.ratelimit import FailureLimiter, GlobalBudget
 from gateway.relay import Relay, RelayLimits
 from gateway.router import IRouterListener, Router, RouterLimits, State
-from gateway.totp import TotpSettings, matching_step
+from gateway.totp import TotpSettings
 from wire import codes, commands, logs
 from wire.commands import (
-    AccountDisabled,
-    AuthenticationFailed,
     BadCertificateRequest,
     BadUpload,
     Busy,
@@ -40,11 +36,8 @@ from wire.commands import (
     PasswordChangeRequired,
     RateLimited,
     TooLarge,
-    TotpRequired,
     UnknownCode,
     VersionMismatch,
-    WeakPassword,
-    WrongTotp,
 )
 
 # Errors that count as a failed attempt at guessing a code.
@@ -54,16 +47,6 @@ _CODE_FAILURES = (
     commands.CodeUsed,
     commands.CodeCancelled,
 )
-
-
-def _check_password_in_thread(encoded, password):
-    """Verify a password off the reactor thread (Argon2 takes tens of ms)."""
-    return threads.deferToThread(passwords.verify_password, encoded, password)
-
-
-def _hash_password_in_thread(password):
-    """Hash a new password off the reactor thread."""
-    return threads.deferToThread(passwords.hash_password, password)
 
 
 def team_wording(team: str) -> str:
@@ -168,10 +151,13 @@ class Switchboard:
         self.global_budget = GlobalBudget(clock, config.global_failed_lookups_per_minute)
         self._online: dict[str, list[Peer]] = {}
         self._terms = config.terms_text()
-        self._check_password = check_password or _check_password_in_thread
-        self._hash_password = hash_password or _hash_password_in_thread
         self._sealing: records.TranscriptKey | None = None
-        self._totp = TotpSettings(window=config.totp_drift_steps)
+        self.credentials = Credentials(
+            store, self.login_limiter, self._wall, self._sealing_key, self.record,
+            TotpSettings(window=config.totp_drift_steps),
+            check_password or credentials.check_password_in_thread,
+            hash_password or credentials.hash_password_in_thread,
+        )
 
     # -- records -----------------------------------------------------------
 
@@ -254,19 +240,19 @@ class Switchboard:
         cannot log in without one.
         """
         self._require(peer, commands.ROLE_OPERATOR)
-        operator = await self._authenticate(peer, username, password)
+        operator = await self.credentials.authenticate(peer, username, password)
         # Everything that can refuse the login without the second factor
         # comes before it: checking a code uses it up.
         if new_password is not None:
-            self._check_new_password(peer, password, new_password)
+            self.credentials.check_new_password(peer, password, new_password)
         elif operator.must_change_password:
             self.record("login-failed", peer, "must change the password")
             raise PasswordChangeRequired(
                 "your administrator requires you to choose a new password before you go on"
             )
         if operator.has_totp:
-            await self._check_code(peer, operator, totp)
-        new_hash = None if new_password is None else await self._hash_password(new_password)
+            await self.credentials.check_code(peer, operator, totp)
+        new_hash = None if new_password is None else await self.credentials.hash_password(new_password)
         certificate = None
         if certificate_request is not None:
             try:
@@ -297,55 +283,6 @@ class Switchboard:
             )
             answer["certificate"] = certificate.public_bytes(serialization.Encoding.PEM)
         return answer
-
-    async def _authenticate(self, peer: Peer, username: str, password: str) -> records.Operator:
-        """The enabled operator whose password this is."""
-        wait = self.login_limiter.retry_after(peer.address)
-        if wait is not None:
-            self.record("login-failed", peer, "rate limited")
-            raise RateLimited(RateLimited.format(wait, "failed logins"))
-        operator = await self.store.get_operator(username)
-        encoded = operator.password_hash if operator else None
-        ok = await self._check_password(encoded, password)
-        if not ok:
-            self.login_limiter.failed(peer.address)
-            self.record("login-failed", peer, "unknown user" if operator is None else "wrong password")
-            raise AuthenticationFailed("wrong username or password")
-        if operator.disabled:
-            self.record("login-failed", peer, "account disabled")
-            raise AccountDisabled("this account is disabled; ask your administrator")
-        return operator
-
-    async def _check_code(self, peer: Peer, operator: records.Operator, code) -> None:
-        """Accept C{operator}'s authenticator code once, or refuse the login."""
-        if not code:
-            self.record("login-failed", peer, "authenticator code needed")
-            raise TotpRequired("this account also needs the 6-digit code your authenticator app shows")
-        try:
-            secret = self._sealing_key("check authenticator codes").open_secret(
-                operator.username, operator.totp_sealed)
-        except records.TranscriptKeyError as e:
-            self.log.error("cannot check {who}'s authenticator code: {problem}", who=operator.username,
-                           problem=str(e))
-            raise Busy("the gateway cannot check authenticator codes now; tell the administrator") from None
-        step = matching_step(secret, code, self._wall(), self._totp)
-        if step is None or not await self.store.use_totp_step(operator.username, step):
-            self.login_limiter.failed(peer.address)
-            self.record("login-failed", peer, "wrong authenticator code" if step is None else "code used already")
-            raise WrongTotp(
-                "wrong authenticator code" if step is None else
-                "this authenticator code was used already; wait for the next one"
-            )
-
-    def _check_new_password(self, peer: Peer, password: str, new_password: str) -> None:
-        """Refuse a new password that is too weak or the same as the old one."""
-        try:
-            passwords.check_new_password(new_password)
-            if hmac.compare_digest(new_password.encode(), password.encode()):
-                raise ValueError("the new password must differ from the old one")
-        except ValueError as e:
-            self.record("login-failed", peer, "new password refused")
-            raise WeakPassword(str(e)) from None
 
     def _issue(self, operator, request_pem: bytes):
         """An operator certificate for C{operator}'s key in C{request_pem}."""
