@@ -13,7 +13,7 @@ import tkinter as tk
 from tkinter import messagebox, ttk
 
 import attrs
-from twisted.internet import defer, task, threads
+from twisted.internet import task, threads
 
 from console import login_window, main_window
 from console.desk import Desk, read_out_code
@@ -41,36 +41,10 @@ def session_window_class():
     return SessionWindow
 
 
-class _LadderLeg:
-    """
-    A connection to the gateway for the desk, made by the transport ladder
-    when the desk says C{Hello} (the ladder's race ends with a C{Hello} in
-    the role asked for, so that is where it runs).  Everything else is the
-    L{wire.client.GatewayClient}'s.
-    """
-
-    def __init__(self, ladder_, on_event, reported):
-        self._ladder = ladder_
-        self._on_event = on_event
-        self._reported = reported
-        self.connection = None
-
-    def hello(self, role: str, version: int = commands.PROTOCOL_VERSION) -> defer.Deferred:
-        async def race():
-            self.connection, report = await self._ladder.connect(role, self._on_event)
-            self._reported(role, report)
-
-        return defer.ensureDeferred(race())
-
-    def close(self) -> None:
-        connection = self.connection
-        if connection is not None and connection.transport is not None:
-            connection.transport.loseConnection()
-
-    def __getattr__(self, name):
-        if self.connection is None:
-            raise AttributeError(f"{name}: not connected to the gateway yet")
-        return getattr(self.connection, name)
+def _hang_up(connection) -> None:
+    """Close a gateway connection, if it is open (reactor thread)."""
+    if connection is not None and connection.transport is not None:
+        connection.transport.loseConnection()
 
 
 def _events(desk_event):
@@ -171,16 +145,19 @@ class ConsoleApp:
         self._pending = request
         self.bridge.run(self._log_in, request, done=self._logged_in, failed=self._login_failed)
 
-    def _connect(self, on_event):
-        """The desk's way to a new gateway connection (reactor thread)."""
-        return defer.succeed(_LadderLeg(self.ladder, on_event, self._reported))
-
-    def _reported(self, role: str, report: ladder.Report) -> None:
+    async def _connect(self, role: str, on_event):
+        """
+        The desk's way to a new gateway connection (reactor thread): the
+        transport ladder's race, which ends with a C{Hello} in C{role}.
+        """
+        connection, report = await self.ladder.connect(role, on_event)
         if role == commands.ROLE_OPERATOR:
             self.way = report.winner
+        return connection
 
     async def _log_in(self, request: LoginRequest):
         """Reactor thread: connect and log in; the certificate problem gets its fingerprint."""
+        before = self.desk.control
         try:
             identity = await self.desk.login(request.username, request.password, request.totp, request.new_password)
         except ladder.NoWayThrough as e:
@@ -195,9 +172,9 @@ class ConsoleApp:
                 raise CertificateNotVerified(e.report, None, str(problem)) from e
             raise CertificateNotVerified(e.report, login_window.fingerprint(der)) from e
         except BaseException:
-            control = self.desk.control
-            if isinstance(control, _LadderLeg):
-                control.close()
+            # This attempt's connection, if it got one (the login was refused).
+            if self.desk.control is not before:
+                _hang_up(self.desk.control)
             raise
         control = self.desk.control
         control.lost.addCallback(lambda reason: self.bridge.to_ui(self._control_lost, control, reason))
@@ -431,7 +408,7 @@ class ConsoleApp:
             self.bridge.to_network(session.end, "the operator closed the console")
         control = self._control
         if control is not None:
-            self.bridge.to_network(control.close)
+            self.bridge.to_network(_hang_up, control)
         self.root.after(400 if sessions else 50, self.quit)
 
     def quit(self, status: int = 0) -> None:

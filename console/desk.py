@@ -63,9 +63,10 @@ def read_out_code(routing: str, typed: str) -> str:
 
 class Desk:
     """
-    One operator's control connection.  C{connect(on_event)} opens a new
-    connection to the gateway (the control one, and one per data leg);
-    C{events(command, arguments)} hears every gateway event.
+    One operator's control connection.  C{connect(role, on_event)} fires
+    with a new connection to the gateway that has said C{Hello} in C{role}
+    (the control one, and one per data leg); C{events(command, arguments)}
+    hears every gateway event.
     """
 
     log = logs.logger(__name__)
@@ -92,8 +93,7 @@ class Desk:
         the authenticator's code C{totp} and a C{new_password} to change
         to when given.
         """
-        self.control = await self._connect(self._event)
-        await self.control.hello(commands.ROLE_OPERATOR)
+        self.control = await self._connect(commands.ROLE_OPERATOR, self._event)
         request = identity.make_request(username)
         extra = {"totp": totp or None, "new_password": new_password or None}
         answer = await self.control.callRemote(
@@ -165,8 +165,7 @@ class Desk:
             self.clock, ui, code, self.certificate_pem, self._key_pem, self.receive_directory,
             lambda: self._report_failure(routing), self.limits,
         )
-        data = await self._connect(None)
-        await data.hello(commands.ROLE_OPERATOR_DATA)
+        data = await self._connect(commands.ROLE_OPERATOR_DATA, None)
         await data.switch(commands.Attach, session.make_layers(), ticket=ticket)
         return session
 

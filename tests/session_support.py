@@ -40,9 +40,10 @@ def operator_ca(gateway: support.RunningGateway) -> bytes:
 async def logged_in_desk(testcase, gateway: support.RunningGateway, username="alice") -> Desk:
     """An operator's desk logged in to C{gateway}; its connections close with the test."""
 
-    async def connect(on_event):
+    async def connect(role, on_event):
         connection = await client.connect(reactor, "127.0.0.1", gateway.port, gateway.ca, on_event)
         testcase.addCleanup(support.close, connection)
+        await connection.hello(role)
         return connection
 
     desk = Desk(reactor, connect, testcase.mktemp())

@@ -262,8 +262,10 @@ def console_main(argv) -> None:
         sys.stdout.flush()
 
     async def log_in():
-        async def connect(on_event):
-            return await client.connect(reactor, "127.0.0.1", port, ca, on_event)
+        async def connect(role, on_event):
+            connection = await client.connect(reactor, "127.0.0.1", port, ca, on_event)
+            await connection.hello(role)
+            return connection
 
         desk = Desk(reactor, connect, receive_directory)
         await desk.login("alice", support.PASSWORD)

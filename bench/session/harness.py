@@ -88,6 +88,12 @@ class _Connections:
         connection.lost.addBoth(lambda result: self.open.discard(connection) or result)
         return connection
 
+    async def connect_as(self, role: str, on_event=None) -> client.GatewayClient:
+        """A connection that has said C{Hello} in C{role} (the desk's way to the gateway)."""
+        connection = await self.connect(on_event)
+        await connection.hello(role)
+        return connection
+
     def close(self, connection: client.GatewayClient):
         """Close a connection at once; fires when it is closed."""
         if connection.transport is not None and not connection.lost.called:
@@ -125,7 +131,7 @@ class Gateway:
 
     async def log_in(self) -> None:
         """The operator's desk: control connection, login, operator certificate."""
-        self.desk = Desk(reactor, self.connections.connect, self.fresh_directory("console-received"),
+        self.desk = Desk(reactor, self.connections.connect_as, self.fresh_directory("console-received"),
                          self._event)
         await within(self.desk.login(relays.OPERATOR, self.setup.password), "the operator's login")
 
