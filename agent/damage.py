@@ -49,7 +49,7 @@ def dirty_regions(rects, monitor, tile_size: int) -> list[tuple[int, int, int, i
             open_runs = {}
         previous_row = row
         runs = {}
-        for c0, c1 in _merged(touched[row]):
+        for c0, c1 in merge_ranges(touched[row]):
             y = row * tile_size
             h = min(tile_size, height - y)
             index = open_runs.get((c0, c1))
@@ -64,7 +64,7 @@ def dirty_regions(rects, monitor, tile_size: int) -> list[tuple[int, int, int, i
     return out
 
 
-def _merged(ranges):
+def merge_ranges(ranges):
     """Ranges (start, end) merged where they overlap or touch, in order."""
     out = []
     for start, end in sorted(ranges):
@@ -101,7 +101,7 @@ class DamageWatch:
         root = xdisplay.screen().root
         root.change_attributes(event_mask=X.SubstructureNotifyMask)
         watch = cls(xdisplay, root.damage_create(damage.DamageReportRawRectangles))
-        watch._windows = _children(xdisplay)
+        watch._windows = root_children(xdisplay)
         xdisplay.sync()
         return watch
 
@@ -143,7 +143,7 @@ class DamageWatch:
                 self._windows.pop(event.window.id, None)
             elif kind == X.ReparentNotify:
                 # A window taken in by a window manager's frame, or given back to the root.
-                self._windows = _children(xdisplay)
+                self._windows = root_children(xdisplay)
         return rects
 
     def geometries(self) -> dict[int, tuple[int, int, int, int]]:
@@ -169,8 +169,8 @@ class DamageWatch:
             known[:4] = [x, y, width, height]
 
 
-def _children(xdisplay) -> dict:
-    """The root window's children: id -> [x, y, width, height, mapped]."""
+def root_children(xdisplay) -> dict:
+    """The root window's children (the top-level windows): id -> [x, y, width, height, mapped]."""
     from Xlib import X, error
 
     out = {}

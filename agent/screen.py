@@ -107,7 +107,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from agent.damage import DamageWatch, dirty_regions
+from agent.damage import DamageWatch, dirty_regions, merge_ranges, root_children
 from agent.interfaces import IScreenSource
 from agent.memory import keep_freed_memory
 from wire import tiles as wt
@@ -567,7 +567,7 @@ class FrameDiffer:
                 pending.append(piece)
         copies = []
         for (y, h, dx, dy), ranges in runs.items():
-            for x0, x1 in _merge_ranges(ranges):
+            for x0, x1 in merge_ranges(ranges):
                 copies.append(Tile(x0, y, x1 - x0, h, wt.COPY, wt.copy_data(x0 - dx, y - dy)))
         return copies, pending
 
@@ -796,16 +796,6 @@ def _together(a, b, limit: int):
         return None
     together = {c for _, c in a} | {c for _, c in b}
     return [(0, c) for c in together] if len(together) <= limit else None
-
-
-def _merge_ranges(ranges):
-    merged = []
-    for x0, x1 in sorted(ranges):
-        if merged and merged[-1][1] == x0:
-            merged[-1] = (merged[-1][0], x1)
-        else:
-            merged.append((x0, x1))
-    return merged
 
 
 # -- the differ's vectorised parts (pure functions of numpy arrays) ---------------------------
@@ -1045,23 +1035,7 @@ def window_area(xdisplay, window_id: int):
 
 def top_level_geometries(xdisplay) -> dict[int, tuple[int, int, int, int]]:
     """The mapped top-level windows' rectangles on the root window, by id."""
-    from Xlib import X
-
-    out = {}
-    root = xdisplay.screen().root
-    try:
-        children = root.query_tree().children
-    except _x_errors():
-        return out
-    for child in children:
-        try:
-            if child.get_attributes().map_state != X.IsViewable:
-                continue
-            g = child.get_geometry()
-        except _x_errors():
-            continue
-        out[child.id] = (g.x, g.y, g.width, g.height)
-    return out
+    return {wid: tuple(place[:4]) for wid, place in root_children(xdisplay).items() if place[4]}
 
 
 def window_moves(before: dict, after: dict) -> list[tuple[int, int]]:
