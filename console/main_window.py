@@ -269,7 +269,7 @@ class MainWindow(ttk.Frame):
         if not ours and not team:
             return
         self.queue[routing] = self.clock()
-        display = self.codes[routing]["live"].display() if ours else f"{routing}-…"
+        display = self._shown_code(routing)
         if not ours:
             self.teammates[routing] = created_by
         if not self.queue_list.exists(routing):
@@ -285,11 +285,16 @@ class MainWindow(ttk.Frame):
                    seconds=10, about=routing)
         self.update_title()
 
+    def _shown_code(self, routing: str) -> str:
+        """Our code as read out, or a teammate's routing part (its last part is not ours to know)."""
+        entry = self.codes.get(routing)
+        return entry["live"].display() if entry else f"{routing}-…"
+
     def customer_taken(self, routing: str, by: str) -> None:
         """A teammate picked up the customer on a team code."""
         if routing not in self.queue and routing not in self.codes:
             return
-        display = self.codes[routing]["live"].display() if routing in self.codes else f"{routing}-…"
+        display = self._shown_code(routing)
         self._leave_queue(routing)
         self.set_state(routing, TAKEN)
         self.flash(f"{by} picked up the customer on code {display}.", seconds=6, highlight=False)

@@ -86,12 +86,13 @@ class Harness:
         self.ok(connection, commands.Hello, version=commands.PROTOCOL_VERSION, role=role)
         return connection
 
-    def operator(self, events=None):
+    def operator(self, events=None, username="alice"):
+        """A logged-in control connection of C{username}; its events go to C{events}."""
         events = [] if events is None else events
         connection = self.hello(
             commands.ROLE_OPERATOR, on_event=lambda c, a: events.append((c, a))
         )
-        self.ok(connection, commands.Login, username="alice", password=support.PASSWORD)
+        self.ok(connection, commands.Login, username=username, password=support.PASSWORD)
         return connection
 
     def code(self):

@@ -27,9 +27,7 @@ class TeamHarness(Harness):
     def log_in(self, username):
         """A logged-in control connection of C{username} and the events it hears."""
         events = []
-        connection = self.hello(commands.ROLE_OPERATOR, on_event=lambda c, a: events.append((c, a)))
-        self.ok(connection, commands.Login, username=username, password=support.PASSWORD)
-        return connection, events
+        return self.operator(events, username), events
 
     def join(self, routing):
         agent = self.hello(commands.ROLE_AGENT)
